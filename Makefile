@@ -1,0 +1,40 @@
+# neatpipe: every target that needs the virtual environment creates it when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.neatpipe-installed
+EXPERIMENT ?= experiments/default.yaml
+PYTEST_ARGS ?=
+
+.PHONY: install test test-all lint format bench evolve clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install-torch.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	sh scripts/install-torch.sh $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev,plot]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q --run-slow $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check neatpipe tests benchmarks
+	$(BIN)/ruff format --check neatpipe tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix neatpipe tests benchmarks
+	$(BIN)/ruff format neatpipe tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/neatpipe bench sandbox
+
+evolve: $(STAMP)
+	$(BIN)/neatpipe evolve $(EXPERIMENT)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

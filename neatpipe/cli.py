@@ -1,0 +1,64 @@
+"""The ``neatpipe`` command: one entry point, one subcommand module per area.
+
+Each area module exposes ``register(subparsers)``, which adds its subcommands and sets
+``func`` on each parser. Heavy imports (torch, transformers) happen inside the handlers, so
+``neatpipe --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Modules that contribute subcommands, in the order they appear in --help.
+_COMMAND_MODULES = (
+    "neatpipe.sandbox.cli",
+    "neatpipe.bench.cli",
+    "neatpipe.genome.cli",
+    "neatpipe.models.cli",
+)
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as ``neatpipe: error: ...`` with exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neatpipe",
+        description="Evolve code-generation pipelines of small language models with NEAT.",
+    )
+    from neatpipe import __version__
+
+    parser.add_argument("--version", action="version", version=f"neatpipe {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # an area not built yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CLIError as exc:
+        print(f"neatpipe: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("neatpipe: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

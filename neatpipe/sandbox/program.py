@@ -1,0 +1,130 @@
+"""What the sandbox runs and what it reports: plain, serialisable data.
+
+The sandbox knows nothing about models or benchmarks. A :class:`Program` is candidate code plus
+trusted harness code and tests; the result of running it is an :class:`ExecResult`.
+
+Execution semantics (the contract every executor in :mod:`neatpipe.sandbox` implements):
+
+1. Random seeds (``random``, and ``numpy`` when importable) are set from ``Program.seed``.
+2. ``Program.code`` (untrusted) runs as a module named ``__candidate__`` in its own namespace,
+   compiled with the file name ``<candidate>``. An exception here is a failure in the ``load`` phase.
+3. ``Program.harness`` (trusted: prompt helpers, test imports, a ``check`` function) runs in a separate
+   harness namespace whose builtins are a private copy, so the candidate cannot patch what tests use.
+4. ``Program.entry_point`` is copied from the candidate namespace into the harness namespace (its
+   absence is a ``NameError`` failure); every other public candidate name that the harness does not
+   define is copied too (classes an MBPP test constructs, for example). Harness names always win.
+5. Each test runs in order in the harness namespace (file name ``<test N>``); every test runs even
+   after a failure unless ``stop_on_failure`` is set. A program passes only when every test ran to the
+   end and the harness reported it; exiting early, killing processes or tampering is never a pass.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+CANDIDATE_FILENAME = "<candidate>"
+CANDIDATE_MODULE = "__candidate__"
+
+
+def test_filename(index: int) -> str:
+    """The file name test number ``index`` is compiled with (used in tracebacks)."""
+    return f"<test {index}>"
+
+
+HARNESS_FILENAME = "<harness>"
+
+
+@dataclass(frozen=True)
+class TestCase:
+    """One separately reported test: trusted code run in the harness namespace."""
+
+    source: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Program:
+    """Candidate code with its harness and tests.
+
+    ``timeout_s`` bounds the wall-clock time of the whole program (load plus all tests).
+    """
+
+    code: str
+    tests: tuple[TestCase, ...] = ()
+    harness: str = ""
+    entry_point: str | None = None
+    timeout_s: float = 10.0
+    seed: int = 0
+    stop_on_failure: bool = False
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0:
+            raise ValueError(f"Program.timeout_s must be positive, got {self.timeout_s!r}")
+        if not isinstance(self.tests, tuple):
+            object.__setattr__(self, "tests", tuple(self.tests))
+
+
+class Status(str, enum.Enum):
+    """How a program ended."""
+
+    PASSED = "passed"
+    FAILED = "failed"  # an exception in load or in a test (AssertionError, NameError, SystemExit, ...)
+    TIMEOUT = "timeout"  # wall-clock or CPU limit
+    OUT_OF_MEMORY = "out_of_memory"
+    CRASHED = "crashed"  # the process died without reporting (signal, os._exit, killed harness...)
+
+    def __str__(self) -> str:  # "passed", not "Status.PASSED"
+        return self.value
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """The outcome of one test of a program."""
+
+    name: str
+    passed: bool
+    error_type: str | None = None
+    message: str = ""
+    line: str | None = None  # the source line of the test that failed
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """Everything a refiner or a score needs to know about one run."""
+
+    status: Status
+    error_type: str | None = None  # exception class name, "Timeout", "MemoryError", "Crash", ...
+    message: str = ""
+    traceback: str = ""  # trimmed to the candidate's own frames and the failing test line
+    failing_test: str | None = None  # source line of the first failing test
+    phase: str | None = None  # "load" or "test" for a failure, None when passed
+    tests: tuple[TestResult, ...] = ()
+    stdout: str = ""
+    stderr: str = ""
+    duration_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.status is Status.PASSED
+
+    @property
+    def tests_passed(self) -> int:
+        return sum(t.passed for t in self.tests)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = self.status.value
+        d["passed"] = self.passed
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ExecResult:
+        d = dict(d)
+        d.pop("passed", None)
+        d["status"] = Status(d["status"])
+        d["tests"] = tuple(TestResult(**t) for t in d.get("tests", ()))
+        return cls(**d)
