@@ -14,7 +14,7 @@ import sys
 # Modules that contribute subcommands, in the order they appear in --help.
 _COMMAND_MODULES = (
     "neatpipe.sandbox.cli",
-    "neatpipe.bench.cli",
+    "neatpipe.perf.cli",
     "neatpipe.genome.cli",
     "neatpipe.models.cli",
 )

@@ -1,0 +1,129 @@
+"""HumanEval (164 problems), shipped inside the package (MIT licence, OpenAI)."""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import hashlib
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from neatpipe.bench.examples import docstring_tests
+from neatpipe.bench.problem import Problem, ProblemSet
+
+HUMANEVAL_SHA256 = "b796127e635a67f93fb35c04f4cb03cf06f38c8072ee7cee8833d7bee06979ef"
+
+# Docstring examples that contradict the benchmark's own tests and reference solution, so they are
+# not offered as visible tests (a model told to satisfy them would be misled). Each entry is checked
+# by the test suite: the reference solution really fails it.
+WRONG_DOCSTRING_EXAMPLES: dict[str, tuple[str, ...]] = {
+    # the docstring says 15.0; the median of that list is 8.0, which the tests expect
+    "HumanEval/47": ("assert abs(median([-10, 4, 6, 1000, 10, 20]) - 15.0) < 1e-6",),
+    # the examples sort by value, the tests by number of one bits and then by value
+    "HumanEval/116": (
+        "assert sort_array([1, 5, 2, 3, 4]) == [1, 2, 3, 4, 5]",
+        "assert sort_array([-2, -3, -4, -5, -6]) == [-6, -5, -4, -3, -2]",
+    ),
+    # "tri(1) = 3" defines the sequence's terms; the function returns a list of them
+    "HumanEval/130": ("assert tri(1) == 3", "assert tri(2) == 2", "assert tri(4) == 3"),
+    # ("Venus") is a string; the function returns the tuple ("Venus",)
+    "HumanEval/148": ('assert bf("Earth", "Mercury") == ("Venus")',),
+}
+
+
+class BenchmarkDataError(ValueError):
+    """A benchmark file is missing, unreadable or not what it claims to be; the message names the file."""
+
+
+def _split_prompt(prompt: str, entry_point: str, task_id: str) -> tuple[str, str, ast.FunctionDef]:
+    """The prompt's context (everything but the entry point's definition) and the entry point's def line(s)."""
+    try:
+        tree = ast.parse(prompt)
+    except SyntaxError as exc:
+        raise BenchmarkDataError(f"{task_id}: prompt does not parse: {exc}") from exc
+    lines = prompt.splitlines(keepends=True)
+    target = None
+    context_parts: list[str] = []
+    for node in tree.body:
+        start = (node.decorator_list[0].lineno if getattr(node, "decorator_list", None) else node.lineno) - 1
+        segment = "".join(lines[start : node.end_lineno])
+        if isinstance(node, ast.FunctionDef) and node.name == entry_point:
+            target = node
+        else:
+            context_parts.append(segment.rstrip() + "\n")
+    if target is None:
+        raise BenchmarkDataError(f"{task_id}: prompt defines no function {entry_point!r}")
+    # imports the prompt writes inside the function (HumanEval/115) are context too: hoisted to the top
+    for node in target.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            context_parts.insert(0, ast.unparse(node) + "\n")
+    body_start = target.body[0].lineno - 1 if target.body else target.end_lineno
+    signature = "".join(lines[target.lineno - 1 : body_start]).rstrip() + "\n"
+    return "\n".join(context_parts), signature, target
+
+
+def _problem(record: dict) -> Problem:
+    task_id, prompt, entry_point = record["task_id"], record["prompt"], record["entry_point"]
+    context, signature, fn = _split_prompt(prompt, entry_point, task_id)
+    params = [a.arg for a in fn.args.args]
+    doc = ast.get_docstring(fn, clean=True) or ""
+    wrong = set(WRONG_DOCSTRING_EXAMPLES.get(task_id, ()))
+    visible = tuple(t for t in docstring_tests(doc, entry_point, params) if t not in wrong)
+    return Problem(
+        task_id=task_id,
+        benchmark="humaneval",
+        prompt=prompt,
+        prompt_is_code=True,
+        entry_point=entry_point,
+        context=context,
+        signature=signature,
+        visible_tests=visible,
+        hidden_tests=(f"check({entry_point})",),
+        test_setup=record["test"],
+        reference_solution=prompt + record["canonical_solution"],
+        meta={"canonical_solution": record["canonical_solution"]},
+    )
+
+
+def humaneval_path() -> Path:
+    """The copy of ``HumanEval.jsonl.gz`` inside the installed package."""
+    return Path(str(resources.files("neatpipe") / "data" / "HumanEval.jsonl.gz"))
+
+
+@lru_cache(maxsize=4)
+def _load(path: str) -> tuple[Problem, ...]:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise BenchmarkDataError(f"cannot read HumanEval file {p}: {exc}") from exc
+    try:
+        text = gzip.decompress(raw).decode() if raw[:2] == b"\x1f\x8b" else raw.decode()
+        records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise BenchmarkDataError(f"{p} is not HumanEval JSON lines: {exc}") from exc
+    for i, r in enumerate(records, 1):
+        missing = {"task_id", "prompt", "entry_point", "canonical_solution", "test"} - set(r)
+        if missing:
+            raise BenchmarkDataError(f"{p}, line {i}: missing field(s) {', '.join(sorted(missing))}")
+    return tuple(_problem(r) for r in records)
+
+
+def load_humaneval(path: str | Path | None = None) -> ProblemSet:
+    """The 164 HumanEval problems (from the package, or from ``path`` for a variant of the file)."""
+    p = Path(path) if path is not None else humaneval_path()
+    problems = _load(str(p.resolve()))
+    sha = hashlib.sha256(p.read_bytes()).hexdigest()
+    covered = sum(1 for q in problems if q.visible_tests)
+    return ProblemSet(
+        "humaneval",
+        problems,
+        {
+            "source": str(p),
+            "sha256": sha,
+            "visible_tests": "docstring examples",
+            "with_visible_tests": covered,
+        },
+    )

@@ -1,0 +1,50 @@
+"""Deterministic subsets of problems: the same seed always picks the same problems."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Mapping
+
+from neatpipe.bench.problem import ProblemSet
+
+
+def subset(
+    problems: ProblemSet,
+    n: int,
+    seed: int = 0,
+    labels: Mapping[str, str] | None = None,
+) -> ProblemSet:
+    """``n`` problems chosen by ``seed``, in benchmark order.
+
+    With ``labels`` (task id -> difficulty label; a problem's own ``difficulty`` is used when it has
+    one and no mapping is given), the subset is stratified: every label gets its share of ``n`` by
+    largest remainder, so a 25-problem subset keeps the hard/easy mix of the whole set.
+    """
+    ids = list(problems.task_ids)
+    if not 0 < n <= len(ids):
+        raise ValueError(f"subset size must be between 1 and {len(ids)}, got {n}")
+    rng = random.Random(f"neatpipe-subset:{problems.benchmark}:{seed}")
+    if labels is None and any(p.difficulty for p in problems):
+        labels = {p.task_id: p.difficulty or "unlabelled" for p in problems}
+    if not labels:
+        chosen = set(rng.sample(ids, n))
+    else:
+        missing = [t for t in ids if t not in labels]
+        if missing:
+            raise ValueError(f"no difficulty label for {len(missing)} problem(s), e.g. {missing[0]!r}")
+        strata: dict[str, list[str]] = defaultdict(list)
+        for t in ids:
+            strata[labels[t]].append(t)
+        quotas = {k: n * len(v) / len(ids) for k, v in sorted(strata.items())}
+        counts = {k: int(q) for k, q in quotas.items()}
+        by_remainder = sorted(quotas, key=lambda k: (-(quotas[k] - counts[k]), k))
+        for k in by_remainder[: n - sum(counts.values())]:
+            counts[k] += 1
+        chosen = set()
+        for k in sorted(strata):
+            chosen.update(rng.sample(strata[k], counts[k]))
+    picked = [t for t in ids if t in chosen]
+    out = problems.select(picked)
+    out.options.update({"subset_size": n, "subset_seed": seed, "stratified": bool(labels)})
+    return out

@@ -1,0 +1,1 @@
+"""Speed benchmarks behind ``neatpipe bench``: each prints a table measured in one run."""
