@@ -1,0 +1,132 @@
+"""Run reference solutions or model samples through assembly and the sandbox, like a reference harness.
+
+``check_references`` proves the benchmark plumbing: every reference solution, written as a model would
+answer in either style, must pass. ``check_samples`` scores a JSONL file of model answers
+(``{"task_id": ..., "completion": ...}`` per line, completion in either style).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from neatpipe.bench.assemble import assemble, reference_answer
+from neatpipe.bench.problem import ProblemSet
+from neatpipe.sandbox.program import ExecResult
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    task_id: str
+    result: ExecResult
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.result
+        return {
+            "task_id": self.task_id,
+            "passed": r.passed,
+            "status": r.status.value,
+            "error_type": r.error_type,
+            "message": r.message,
+            "failing_test": r.failing_test,
+            "duration_s": round(r.duration_s, 4),
+        }
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    benchmark: str
+    what: str  # "references (chat style)" or the samples file
+    results: tuple[SampleResult, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> int:
+        return sum(s.result.passed for s in self.results)
+
+    @property
+    def total(self) -> int:
+        return len(self.results)
+
+    @property
+    def failures(self) -> list[SampleResult]:
+        return [s for s in self.results if not s.result.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "benchmark": self.benchmark,
+            "checked": self.what,
+            "passed": self.passed,
+            "total": self.total,
+            "failures": [s.to_dict() for s in self.failures],
+            "results": [s.to_dict() for s in self.results],
+            "options": self.options,
+        }
+
+
+class SamplesFileError(ValueError):
+    """A samples file line is not a JSON object with ``task_id`` and ``completion``; names file and line."""
+
+
+def read_samples(path: str | Path, problems: ProblemSet) -> list[tuple[str, str]]:
+    """``(task_id, completion)`` pairs from a JSONL samples file, each task id checked against ``problems``."""
+    p = Path(path)
+    known = set(problems.task_ids)
+    samples: list[tuple[str, str]] = []
+    try:
+        lines = p.read_text().splitlines()
+    except OSError as exc:
+        raise SamplesFileError(f"cannot read samples file {p}: {exc}") from exc
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SamplesFileError(f"{p}, line {n}: not JSON ({exc.msg})") from exc
+        if not isinstance(record, dict) or not isinstance(record.get("task_id"), str | int):
+            raise SamplesFileError(f"{p}, line {n}: needs a 'task_id' field")
+        if not isinstance(record.get("completion"), str):
+            raise SamplesFileError(f"{p}, line {n}: needs a 'completion' string")
+        task_id = str(record["task_id"])
+        if task_id not in known and f"Mbpp/{task_id}" in known:
+            task_id = f"Mbpp/{task_id}"  # MBPP files often give the bare number
+        if task_id not in known:
+            raise SamplesFileError(
+                f"{p}, line {n}: unknown task_id {record['task_id']!r} for {problems.benchmark}"
+            )
+        samples.append((task_id, record["completion"]))
+    return samples
+
+
+def _run(
+    problems: ProblemSet,
+    answers: Iterable[tuple[str, str]],
+    style: str,
+    sandbox,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[SampleResult, ...]:
+    pairs = list(answers)
+    programs = [assemble(problems[t], a, style=style) for t, a in pairs]
+    results = sandbox.run_many(programs, progress=progress)
+    return tuple(SampleResult(t, r) for (t, _), r in zip(pairs, results, strict=True))
+
+
+def check_references(problems: ProblemSet, style: str, sandbox, progress=None) -> CheckReport:
+    """Every reference solution, answered in ``style`` (``completion`` or ``chat``), through the sandbox."""
+    answers = [(p.task_id, reference_answer(p, style)) for p in problems]
+    results = _run(problems, answers, style, sandbox, progress)
+    return CheckReport(
+        problems.benchmark, f"reference solutions ({style} style)", results, problems.describe()
+    )
+
+
+def check_samples(
+    problems: ProblemSet, path: str | Path, sandbox, style: str = "auto", progress=None
+) -> CheckReport:
+    """Model answers from a JSONL samples file, each assembled in its own style unless ``style`` is fixed."""
+    results = _run(problems, read_samples(path, problems), style, sandbox, progress)
+    return CheckReport(problems.benchmark, str(path), results, problems.describe())
