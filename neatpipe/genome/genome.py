@@ -223,13 +223,14 @@ class PipelineGenome:
     # -- speciation and size -------------------------------------------------------------------
 
     def distance(self, other: PipelineGenome, config: PipelineGenomeConfig) -> float:
-        """NEAT's compatibility distance: ``c_excess * E + c_disjoint * D + c_attribute * W``.
+        """NEAT's compatibility distance, ``(c_excess * E + c_disjoint * D) / N + c_attribute * W``.
 
         E and D count excess and disjoint genes (node genes by key, connection genes by
-        innovation number; excess = beyond the other genome's highest marking). W is the mean
-        attribute difference of matching node genes, where a model mismatch weighs
-        ``compatibility_model_weight`` and every other field at most 1. Genomes are small, so the
-        counts are not divided by genome size (as the NEAT paper advises for small genomes)."""
+        innovation number; excess = beyond the other genome's highest marking), N is the gene
+        count of the larger genome, as in the NEAT paper, so one added stage weighs less in a big
+        pipeline than in a solo generator. W is the mean attribute difference of matching node
+        genes, where a model mismatch weighs ``compatibility_model_weight`` and every other field
+        at most 1."""
         s = config.settings
         excess = disjoint = 0
         for mine, theirs in (
@@ -242,17 +243,17 @@ class PipelineGenome:
             e, dj = _excess_disjoint(mine, theirs)
             excess += e
             disjoint += dj
+        genes = max(len(self.nodes) + len(self.connections), len(other.nodes) + len(other.connections), 1)
         matching = sorted(set(self.nodes) & set(other.nodes))
         attribute = (
             sum(_attribute_distance(self.nodes[k], other.nodes[k], s) for k in matching) / len(matching)
             if matching
             else 0.0
         )
-        return (
-            s.compatibility_excess_coefficient * excess
-            + s.compatibility_disjoint_coefficient * disjoint
-            + s.compatibility_attribute_coefficient * attribute
+        structural = (
+            s.compatibility_excess_coefficient * excess + s.compatibility_disjoint_coefficient * disjoint
         )
+        return structural / genes + s.compatibility_attribute_coefficient * attribute
 
     def size(self) -> tuple[int, int]:
         """(nodes, enabled connections), as neat-python's reporters expect."""

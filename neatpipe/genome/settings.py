@@ -82,13 +82,17 @@ class GenomeSettings:
     executor_feedback: str = _doc("tests a new executor feeds back: visible or hidden", "visible")
     executor_time_limit: float = _doc("seconds a program may run in a new executor", 5.0)
     selector_strategy: str = _doc("strategy of a new selector: visible-tests or agreement", "visible-tests")
-    compatibility_excess_coefficient: float = _doc("distance per excess gene", 0.5)
-    compatibility_disjoint_coefficient: float = _doc("distance per disjoint gene", 0.5)
+    compatibility_excess_coefficient: float = _doc(
+        "distance per excess gene (divided by the larger genome's gene count)", 1.0
+    )
+    compatibility_disjoint_coefficient: float = _doc(
+        "distance per disjoint gene (divided by the larger genome's gene count)", 1.0
+    )
     compatibility_attribute_coefficient: float = _doc(
-        "weight of the mean attribute difference of matching nodes", 0.5
+        "weight of the mean attribute difference of matching nodes", 0.4
     )
     compatibility_model_weight: float = _doc(
-        "attribute difference of two matching nodes with different models", 1.5
+        "attribute difference of two matching nodes with different models", 1.0
     )
 
     def __post_init__(self) -> None:
@@ -265,7 +269,7 @@ NEAT_DEFAULTS: dict[str, dict[str, Any]] = {
         "reset_on_extinction": False,
         "no_fitness_termination": False,
     },
-    "DefaultSpeciesSet": {"compatibility_threshold": 7.0},
+    "DefaultSpeciesSet": {"compatibility_threshold": 1.5},
     "DefaultStagnation": {"species_fitness_func": "max", "max_stagnation": 15, "species_elitism": 1},
     "DefaultReproduction": {"elitism": 1, "survival_threshold": 0.3, "min_species_size": 1},
 }
