@@ -170,8 +170,9 @@ def test_genomes_and_configs_pickle() -> None:
 
 
 def test_complexity_counts_worst_case_calls() -> None:
-    from neatpipe.genome import load_genome
     from test_genome_kit import REPO
+
+    from neatpipe.genome import load_genome
 
     c = load_genome(REPO / "genomes" / "analyzer-stage.yaml").complexity()
     assert (c.nodes, c.edges, c.model_nodes, c.model_calls, c.program_runs) == (4, 6, 3, 1 + 2 * 2, 2)
