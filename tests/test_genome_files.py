@@ -60,7 +60,7 @@ def test_networkx_round_trip_keeps_every_attribute() -> None:
     loaded = read_genome(BASELINES[0])
     graph = to_networkx(loaded.genome, loaded.names)
     assert {"problem", "output"} <= set(graph.nodes)
-    for node_id, attrs in graph.nodes(data=True):
+    for _, attrs in graph.nodes(data=True):
         if attrs["role"] in ("problem", "output"):
             continue
         gene = loaded.genome.nodes[attrs["key"]]
