@@ -179,3 +179,22 @@ def test_complexity_counts_worst_case_calls() -> None:
     c = load_genome(REPO / "genomes" / "best-of-3-refine.yaml").complexity()
     assert (c.model_calls, c.program_runs) == (3 + 3, 3 + 3)
     assert c.penalty(per_model_call=0.01) == pytest.approx(0.06)
+
+
+def test_renumbered_baselines_join_a_population() -> None:
+    from test_genome_kit import REPO
+
+    from neatpipe.genome import load_genome
+
+    config = genome_config()
+    native = PipelineGenome(1)
+    native.configure_new(config)
+    baseline = load_genome(REPO / "genomes" / "best-of-3-refine.yaml")
+    a, b = baseline.renumbered(config, 2), baseline.renumbered(config, 3)
+    assert a.behaviour_hash() == baseline.behaviour_hash()
+    assert set(a.nodes) == set(b.nodes) and set(a.nodes).isdisjoint(native.nodes)
+    assert a.distance(b, config) == 0.0
+    a.fitness, native.fitness = 1.0, 0.0
+    child = PipelineGenome(4)
+    child.configure_crossover(a, native, config)
+    child.check(config.settings)

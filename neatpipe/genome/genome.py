@@ -185,6 +185,25 @@ class PipelineGenome:
                 d = Draft(p1.nodes, {c.key: c.innovation for c in p1.connections.values()})
         self._adopt(d)
 
+    def renumbered(self, config: PipelineGenomeConfig, key: int | None = None) -> PipelineGenome:
+        """The same pipeline with node keys and innovation numbers drawn from ``config``'s
+        innovation tracker: how a genome read from a file joins a population (seeding a run with
+        baselines) without its hand-picked keys clashing with evolved ones. Copies of one
+        pipeline renumbered in the same generation get the same numbers, so they line up."""
+        alloc = _alloc(config)
+        tag = self.behaviour_hash()
+        mapping = {PROBLEM: PROBLEM, OUTPUT: OUTPUT}
+        for old in sorted(self.nodes):
+            mapping[old] = alloc((tag, old), None, "renumber:node")
+        nodes = [replace(g, key=mapping[k]) for k, g in self.nodes.items()]
+        edges = [
+            ConnectionGene((mapping[s], mapping[t]), alloc(mapping[s], mapping[t], "edge"))
+            for (s, t) in sorted(self.connections, key=lambda e: self.connections[e].innovation)
+        ]
+        return PipelineGenome.from_genes(
+            self.key if key is None else key, nodes, edges, None, self.description
+        )
+
     # -- mutation ------------------------------------------------------------------------------
 
     def mutate(self, config: PipelineGenomeConfig) -> None:
