@@ -1,0 +1,338 @@
+"""Model specs: which backend serves a model, from a short string or a YAML mapping.
+
+Grammar (the text before the first ``:`` is the backend kind)::
+
+    hf:<hub id or local path>        Qwen/Qwen2.5-Coder-1.5B-Instruct, ./models/tiny, /abs/path
+    ollama:<tag>                     qwen2.5-coder:1.5b
+    openai:<base url>#<model>        http://127.0.0.1:8000/v1#Qwen/Qwen2.5-Coder-1.5B-Instruct
+    synthetic:<preset>               reserved for the synthetic coder backend
+
+A mapping has the string under ``spec`` and options beside it::
+
+    {spec: "hf:Qwen/Qwen2.5-Coder-1.5B-Instruct", dtype: bfloat16, revision: main}
+
+Each kind's options are the fields of its spec class below. Parsing never touches the network or the
+disk; every error names the spec and the offending field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from neatpipe.models.errors import SpecError
+
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+_DTYPE_ALIASES = {
+    "bf16": "bfloat16",
+    "fp16": "float16",
+    "half": "float16",
+    "fp32": "float32",
+    "float": "float32",
+}
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_PRESET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+DEFAULT_OLLAMA_URL = "http://127.0.0.1:11434"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# option validators: (spec, field name, raw value) -> normalised value, raising SpecError
+
+
+def _str(spec: object, name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(spec, name, f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _opt_str(spec: object, name: str, value: Any) -> str | None:
+    return None if value is None else _str(spec, name, value)
+
+
+def _pos_int(spec: object, name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(spec, name, f"expected an integer >= 1, got {value!r}")
+    return value
+
+
+def _opt_pos_int(spec: object, name: str, value: Any) -> int | None:
+    return None if value is None else _pos_int(spec, name, value)
+
+
+def _nonneg_int(spec: object, name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SpecError(spec, name, f"expected an integer >= 0, got {value!r}")
+    return value
+
+
+def _pos_float(spec: object, name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise SpecError(spec, name, f"expected a number > 0, got {value!r}")
+    return float(value)
+
+
+def _nonneg_float(spec: object, name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise SpecError(spec, name, f"expected a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _dtype(spec: object, name: str, value: Any) -> str:
+    v = _DTYPE_ALIASES.get(value, value) if isinstance(value, str) else value
+    if v not in DTYPES:
+        raise SpecError(
+            spec, name, f"expected one of {', '.join(DTYPES)} (or bf16, fp16, fp32), got {value!r}"
+        )
+    return v
+
+
+def _device(spec: object, name: str, value: Any) -> str:
+    if not isinstance(value, str) or not _DEVICE_RE.match(value):
+        raise SpecError(spec, name, f"expected auto, cpu, mps, cuda or cuda:N, got {value!r}")
+    return value
+
+
+def _batch_size(spec: object, name: str, value: Any) -> int | str:
+    if value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(spec, name, f"expected 'auto' or an integer >= 1, got {value!r}")
+    return value
+
+
+def _url(spec: object, name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise SpecError(spec, name, f"expected an http(s) URL, got {value!r}")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SpecError(spec, name, f"expected an http:// or https:// URL with a host, got {value!r}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise SpecError(spec, name, f"bad port in {value!r}: {exc}") from None
+    if parts.query or parts.fragment:
+        raise SpecError(spec, name, f"the URL must not have a query or fragment, got {value!r}")
+    return value.rstrip("/")
+
+
+def _opt(validator: Callable[[object, str, Any], Any], default: Any = MISSING, doc: str = "") -> Any:
+    """A spec option: a dataclass field that records how to validate a value from a mapping."""
+    if default is MISSING:
+        return field(metadata={"validate": validator, "doc": doc})
+    return field(default=default, metadata={"validate": validator, "doc": doc})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the spec classes, one per backend kind
+
+
+@dataclass(frozen=True)
+class HFSpec:
+    """``hf:<hub id or local path>``: a Hugging Face transformers causal LM run in this process."""
+
+    kind: ClassVar[str] = "hf"
+    target_field: ClassVar[str] = "model"
+
+    model: str = _opt(_str, doc="hub id (org/name) or a local folder in the Hugging Face layout")
+    revision: str | None = _opt(_opt_str, None, "hub branch, tag or commit (ignored for a local folder)")
+    dtype: str = _opt(_dtype, "auto", "auto (bfloat16 on CUDA, float16 on MPS, float32 on CPU), or a dtype")
+    device: str = _opt(_device, "auto", "auto (CUDA, then MPS, then CPU), cpu, mps, cuda, cuda:N")
+    batch_size: int | str = _opt(_batch_size, "auto", "largest batch; 'auto' sizes it from free memory")
+    cache_dir: str | None = _opt(_opt_str, None, "Hugging Face hub cache folder (default: HF_HUB_CACHE)")
+
+    @property
+    def is_local(self) -> bool:
+        """Spelled as a path (``./x``, ``/x``, ``~/x``). The backend also treats any existing folder as local,
+        as transformers does, so ``hf:models/tiny`` is the folder when it exists and a hub id otherwise."""
+        return looks_like_path(self.model)
+
+    def to_string(self) -> str:
+        return f"hf:{self.model}"
+
+
+@dataclass(frozen=True)
+class OllamaSpec:
+    """``ollama:<tag>``: a model served by Ollama's ``/api/chat``."""
+
+    kind: ClassVar[str] = "ollama"
+    target_field: ClassVar[str] = "tag"
+
+    tag: str = _opt(_str, doc="the model tag as in `ollama list`, e.g. qwen2.5-coder:1.5b")
+    base_url: str = _opt(_url, DEFAULT_OLLAMA_URL, "where Ollama listens")
+    num_ctx: int | None = _opt(_opt_pos_int, None, "context window passed as options.num_ctx")
+    digest: str | None = _opt(_opt_str, None, "pin the model digest (skips asking the server for it)")
+    keep_alive: str | None = _opt(_opt_str, None, "how long Ollama keeps the model loaded, e.g. 30m")
+    concurrency: int = _opt(_pos_int, 4, "requests in flight at once (match OLLAMA_NUM_PARALLEL)")
+    timeout_s: float = _opt(_pos_float, 600.0, "seconds to wait for one answer")
+    retries: int = _opt(_nonneg_int, 3, "retries on connection errors, timeouts and 5xx")
+    backoff_s: float = _opt(_nonneg_float, 0.5, "first retry delay; doubles each retry")
+
+    def to_string(self) -> str:
+        return f"ollama:{self.tag}"
+
+
+@dataclass(frozen=True)
+class OpenAISpec:
+    """``openai:<base url>#<model>``: any server with OpenAI's ``/v1/chat/completions``.
+
+    vLLM, SGLang, llama.cpp's ``llama-server``, LM Studio and others. The base URL may end in ``/v1``
+    or not; ``/v1/chat/completions`` is appended either way.
+    """
+
+    kind: ClassVar[str] = "openai"
+    target_field: ClassVar[str] = "model"
+
+    base_url: str = _opt(_url, doc="the server's base URL, e.g. http://127.0.0.1:8000/v1")
+    model: str = _opt(_str, doc="the model name the server expects in requests")
+    revision: str | None = _opt(_opt_str, None, "your label for the weights behind the name (cache key)")
+    api_key_env: str | None = _opt(_opt_str, None, "environment variable holding the API key, if any")
+    concurrency: int = _opt(_pos_int, 8, "requests in flight at once")
+    timeout_s: float = _opt(_pos_float, 600.0, "seconds to wait for one answer")
+    retries: int = _opt(_nonneg_int, 3, "retries on connection errors, timeouts and 5xx")
+    backoff_s: float = _opt(_nonneg_float, 0.5, "first retry delay; doubles each retry")
+
+    @property
+    def chat_url(self) -> str:
+        base = self.base_url.rstrip("/")
+        if not base.endswith("/v1"):
+            base += "/v1"
+        return base + "/chat/completions"
+
+    def to_string(self) -> str:
+        return f"openai:{self.base_url}#{self.model}"
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """``synthetic:<preset>``: reserved for the synthetic coder backend (options are kept as given)."""
+
+    kind: ClassVar[str] = "synthetic"
+    target_field: ClassVar[str] = "preset"
+
+    preset: str = _opt(_str, doc="preset name")
+    options: tuple[tuple[str, Any], ...] = field(default=(), metadata={"doc": "preset options, as given"})
+
+    def to_string(self) -> str:
+        return f"synthetic:{self.preset}"
+
+
+ModelSpec = HFSpec | OllamaSpec | OpenAISpec | SyntheticSpec
+SPEC_TYPES: Mapping[str, type] = {
+    "hf": HFSpec,
+    "ollama": OllamaSpec,
+    "openai": OpenAISpec,
+    "synthetic": SyntheticSpec,
+}
+KINDS: tuple[str, ...] = tuple(SPEC_TYPES)
+_EXAMPLES = {
+    "hf": "hf:Qwen/Qwen2.5-Coder-1.5B-Instruct or hf:./models/tiny",
+    "ollama": "ollama:qwen2.5-coder:1.5b",
+    "openai": "openai:http://127.0.0.1:8000/v1#Qwen/Qwen2.5-Coder-1.5B-Instruct",
+    "synthetic": "synthetic:<preset>",
+}
+
+
+def looks_like_path(target: str) -> bool:
+    """True for a local folder spelling (``/x``, ``./x``, ``../x``, ``~/x``, ``C:\\x``), not a hub id."""
+    return (
+        target.startswith(("/", "./", "../", "~", "\\"))
+        or target in (".", "..")
+        or bool(re.match(r"^[A-Za-z]:[\\/]", target))
+    )
+
+
+def option_names(kind: str) -> tuple[str, ...]:
+    """The options a mapping may give for ``kind`` (everything but the target in the string)."""
+    cls = SPEC_TYPES[kind]
+    return tuple(f.name for f in fields(cls) if f.name not in _string_fields(cls))
+
+
+def _string_fields(cls: type) -> tuple[str, ...]:
+    return ("base_url", "model") if cls is OpenAISpec else (cls.target_field,)
+
+
+def _split_string(spec_text: str, original: object) -> tuple[str, dict[str, str]]:
+    if ":" not in spec_text:
+        raise SpecError(original, "kind", f"expected KIND:TARGET with KIND one of {', '.join(KINDS)}")
+    kind, rest = spec_text.split(":", 1)
+    kind = kind.strip().lower()
+    if kind not in SPEC_TYPES:
+        raise SpecError(original, "kind", f"unknown backend kind {kind!r}; choose one of {', '.join(KINDS)}")
+    rest = rest.strip()
+    example = _EXAMPLES[kind]
+    if kind == "openai":
+        if "#" not in rest:
+            raise SpecError(original, "model", f"expected openai:<base url>#<model>, e.g. {example}")
+        url, model = rest.split("#", 1)
+        if not model.strip():
+            raise SpecError(original, "model", f"the model name after '#' is empty, e.g. {example}")
+        return kind, {"base_url": url.strip(), "model": model.strip()}
+    if not rest:
+        target = SPEC_TYPES[kind].target_field
+        raise SpecError(original, target, f"nothing after '{kind}:', e.g. {example}")
+    if kind == "ollama" and re.search(r"\s", rest):
+        raise SpecError(original, "tag", f"an Ollama tag has no spaces, got {rest!r}")
+    if kind == "synthetic" and not _PRESET_RE.match(rest):
+        raise SpecError(original, "preset", f"preset names use letters, digits, '_', '.', '-', got {rest!r}")
+    return kind, {SPEC_TYPES[kind].target_field: rest}
+
+
+def parse_spec(value: str | Mapping[str, Any] | ModelSpec) -> ModelSpec:
+    """A spec object from a string, a mapping (``spec`` plus options) or a spec object (returned as is)."""
+    if isinstance(value, HFSpec | OllamaSpec | OpenAISpec | SyntheticSpec):
+        return value
+    if isinstance(value, str):
+        kind, given = _split_string(value, value)
+        options: dict[str, Any] = {}
+    elif isinstance(value, Mapping):
+        if "spec" not in value:
+            raise SpecError(dict(value), "spec", "a mapping needs a 'spec' key holding e.g. 'hf:org/name'")
+        text = value["spec"]
+        if not isinstance(text, str):
+            raise SpecError(dict(value), "spec", f"expected a string, got {text!r}")
+        kind, given = _split_string(text, text)
+        options = {k: v for k, v in value.items() if k != "spec"}
+    else:
+        raise SpecError(value, "spec", f"expected a string or a mapping, got {type(value).__name__}")
+
+    cls = SPEC_TYPES[kind]
+    shown = value if isinstance(value, str) else dict(value)
+    if cls is SyntheticSpec:
+        bad = [k for k in options if not isinstance(k, str)]
+        if bad:
+            raise SpecError(shown, str(bad[0]), "option names must be strings")
+        return SyntheticSpec(preset=given["preset"], options=tuple(sorted(options.items())))
+
+    allowed = option_names(kind)
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        validate = f.metadata["validate"]
+        if f.name in given:
+            kwargs[f.name] = validate(shown, f.name, given[f.name])
+        elif f.name in options:
+            kwargs[f.name] = validate(shown, f.name, options[f.name])
+    for name in options:
+        if name not in allowed:
+            hint = f"; it is part of the spec string for {kind}" if name in _string_fields(cls) else ""
+            raise SpecError(
+                shown, str(name), f"unknown option for {kind}{hint}; options are {', '.join(allowed)}"
+            )
+    return cls(**kwargs)
+
+
+def spec_to_mapping(spec: ModelSpec) -> dict[str, Any]:
+    """The mapping form (``spec`` plus the options that differ from their defaults), for YAML files."""
+    out: dict[str, Any] = {"spec": spec.to_string()}
+    if isinstance(spec, SyntheticSpec):
+        out.update(dict(spec.options))
+        return out
+    for f in fields(spec):
+        if f.name in _string_fields(type(spec)):
+            continue
+        v = getattr(spec, f.name)
+        if v != f.default:
+            out[f.name] = v
+    return out
