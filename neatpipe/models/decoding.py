@@ -267,11 +267,7 @@ class BatchedGenerator:
         if self.state.batch_limit <= 0:
             longest = max(len(r.prompt_ids) + r.max_new_tokens for r in requests)
             self.state.batch_limit = self.auto_batch_limit(longest)
-        limit = self.state.batch_limit
-        if self.batch_buckets:  # the largest bucket within the limit, so padded batches stay within it
-            fitting = [b for b in self.batch_buckets if b <= limit]
-            limit = fitting[-1] if fitting else 1
-        return max(1, limit)
+        return max(1, self.state.batch_limit)
 
     # -- the public entry -----------------------------------------------------------------------------------
 
@@ -291,7 +287,7 @@ class BatchedGenerator:
             limit = self._limit(requests)
             chunk = order[pos : pos + limit]
             try:
-                out = self._run_batch([requests[i] for i in chunk], started)
+                out = self._run_batch([requests[i] for i in chunk], started, limit)
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
@@ -348,11 +344,11 @@ class BatchedGenerator:
         except TypeError:  # older transformers
             return DynamicCache()
 
-    def _run_batch(self, batch: list[TokenRequest], started: float) -> list[TokenResult]:
+    def _run_batch(self, batch: list[TokenRequest], started: float, limit: int) -> list[TokenResult]:
         t0 = time.perf_counter()
         device = self.device
         n = len(batch)
-        rows = self._bucket(n)
+        rows = max(n, min(self._bucket(n), limit))  # filler rows up to a bucket, never past the limit
         fillers = rows - n
         prompts = [r.prompt_ids for r in batch] + [batch[0].prompt_ids] * fillers
         width = max(len(p) for p in prompts)

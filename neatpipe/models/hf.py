@@ -337,7 +337,13 @@ class HFBackend(Backend):
 
     @classmethod
     def from_model(
-        cls, model: Any, tokenizer: Any | None = None, *, name: str | None = None, **options: Any
+        cls,
+        model: Any,
+        tokenizer: Any | None = None,
+        *,
+        name: str | None = None,
+        batch_size: int | str = "auto",
+        **options: Any,
     ) -> HFBackend:
         """A backend around a model already in memory (benchmarks build one from a config in code).
 
@@ -348,7 +354,9 @@ class HFBackend(Backend):
         dtype = str(param.dtype).removeprefix("torch.")
         nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
         loaded = LoadedModel(model, tokenizer, str(param.device), dtype, nbytes, "memory")
-        spec = HFSpec(model=f"memory:{label}", dtype=dtype if dtype in _ELEMENT_BYTES else "auto")
+        spec = HFSpec(
+            model=f"memory:{label}", dtype=dtype if dtype in _ELEMENT_BYTES else "auto", batch_size=batch_size
+        )
         return cls(spec, preloaded=loaded, **options)
 
     # -- identity and loading -------------------------------------------------------------------------------
