@@ -221,6 +221,13 @@ def test_offline_missing_model_says_what_to_download(monkeypatch, tmp_path):
         load_backend("hf:./no/such/folder")
 
 
+def test_an_existing_relative_folder_is_local_not_a_hub_id(tiny, monkeypatch):
+    monkeypatch.chdir(tiny.parent)
+    backend = load_backend(cpu("llama"))
+    assert backend.folder == tiny.resolve()
+    assert backend.identity() == load_backend(cpu(tiny)).identity()
+
+
 def test_identity_follows_content_not_location(tiny, tmp_path):
     moved = tmp_path / "moved"
     shutil.copytree(tiny, moved)

@@ -158,7 +158,8 @@ def select_tokens(
         probs = torch.softmax(scores, dim=-1)
         sorted_probs, order = probs.sort(dim=-1, descending=True)
         before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of strictly more likely tokens
-        drop_sorted = before >= top_p[:, None]
+        # rows with top_p == 1 keep every token exactly (rounding in the cumulative sum must not drop any)
+        drop_sorted = (before >= top_p[:, None]) & (top_p[:, None] < 1.0)
         drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)
         scores = scores.masked_fill(drop, float("-inf"))
     sampled = (scores + gumbel_noise(keys, token_hash[: scores.shape[-1]])).argmax(dim=-1)

@@ -308,6 +308,7 @@ class HFBackend(Backend):
         self.drop_finished = drop_finished
         self.fail_hook = fail_hook
         self._environ = dict(os.environ if environ is None else environ)
+        self._run_lock = threading.Lock()  # one batch at a time on a model, whatever thread asks
         self._identity: str | None = None
         self._device: str | None = None
         self._generator: Any = None
@@ -505,10 +506,15 @@ class HFBackend(Backend):
         The batched path without chat formatting or the call log; benchmarks use it with prompts that are
         token ids already.
         """
-        loaded = self._loaded()
-        return self._generator_of(loaded).run(list(requests))
+        with self._run_lock:
+            loaded = self._loaded()
+            return self._generator_of(loaded).run(list(requests))
 
     def _generate(self, requests: list[ChatRequest]) -> list[Completion]:
+        with self._run_lock:
+            return self._generate_locked(requests)
+
+    def _generate_locked(self, requests: list[ChatRequest]) -> list[Completion]:
         from neatpipe.models.decoding import TokenRequest
 
         loaded = self._loaded()
