@@ -84,3 +84,38 @@ def test_real_shape_on_a_gpu(capsys):
         == 0
     )
     assert "Qwen2.5-Coder-1.5B shape" in capsys.readouterr().out
+
+
+def test_qwen_path_with_a_shrunken_config_on_cpu(monkeypatch, capsys):
+    """The real-shape code path (config in code, hashed prompt ids, bfloat16), with 2 thin layers."""
+    import neatpipe.perf.generation as generation
+
+    real = generation.qwen_coder_1_5b_config
+
+    def shrunk():
+        config = real()
+        config.hidden_size, config.intermediate_size, config.num_hidden_layers = 64, 128, 2
+        config.num_attention_heads, config.num_key_value_heads, config.head_dim = 4, 2, 16
+        config.layer_types = config.layer_types[:2]
+        return config
+
+    monkeypatch.setattr(generation, "qwen_coder_1_5b_config", shrunk)
+    argv = [
+        "bench",
+        "generation",
+        "--prompts",
+        "4",
+        "--tokens",
+        "4",
+        "--batch-sizes",
+        "1,4",
+        "--sequential-prompts",
+        "2",
+        "--device",
+        "cpu",
+        "--dtype",
+        "bfloat16",
+    ]
+    assert cli_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Qwen2.5-Coder-1.5B shape, random weights, bfloat16 on cpu" in out
