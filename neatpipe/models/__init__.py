@@ -33,7 +33,9 @@ from neatpipe.models.errors import (
     ServerUnreachableError,
     SpecError,
 )
+from neatpipe.models.hf import HFBackend, ModelPool
 from neatpipe.models.registry import LOADERS, available_kinds, load_backend
+from neatpipe.models.served import OllamaBackend, OpenAIBackend
 from neatpipe.models.spec import (
     KINDS,
     HFSpec,
@@ -63,12 +65,16 @@ __all__ = [
     "ChatRequest",
     "Completion",
     "CompletionCache",
+    "HFBackend",
     "HFSpec",
     "ModelCacheStats",
     "ModelError",
     "ModelNotAvailableError",
+    "ModelPool",
     "ModelSpec",
+    "OllamaBackend",
     "OllamaSpec",
+    "OpenAIBackend",
     "OpenAISpec",
     "OutOfMemoryError",
     "RequestError",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
+from types import MappingProxyType
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -220,12 +221,9 @@ class SyntheticSpec:
 
 
 ModelSpec = HFSpec | OllamaSpec | OpenAISpec | SyntheticSpec
-SPEC_TYPES: Mapping[str, type] = {
-    "hf": HFSpec,
-    "ollama": OllamaSpec,
-    "openai": OpenAISpec,
-    "synthetic": SyntheticSpec,
-}
+SPEC_TYPES: Mapping[str, type] = MappingProxyType(
+    {"hf": HFSpec, "ollama": OllamaSpec, "openai": OpenAISpec, "synthetic": SyntheticSpec}
+)
 KINDS: tuple[str, ...] = tuple(SPEC_TYPES)
 _EXAMPLES = {
     "hf": "hf:Qwen/Qwen2.5-Coder-1.5B-Instruct or hf:./models/tiny",
