@@ -82,7 +82,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", default="auto", help="auto (CUDA, MPS, CPU), cuda, cpu, ... (default: auto)"
     )
-    parser.add_argument("--dtype", default="auto", help="auto (bfloat16 on CUDA, float32 on CPU) or a dtype")
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        choices=("auto", "bfloat16", "float16", "float32"),
+        help="auto: bfloat16 on CUDA, float16 on MPS, float32 on CPU (default: auto)",
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the model.generate baseline")
     parser.add_argument("--output", metavar="JSON", help="also write the rows as JSON to this file")
 
