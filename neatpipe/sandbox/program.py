@@ -5,17 +5,23 @@ trusted harness code and tests; the result of running it is an :class:`ExecResul
 
 Execution semantics (the contract every executor in :mod:`neatpipe.sandbox` implements):
 
-1. Random seeds (``random``, and ``numpy`` when importable) are set from ``Program.seed``.
-2. ``Program.code`` (untrusted) runs as a module named ``__candidate__`` in its own namespace,
-   compiled with the file name ``<candidate>``. An exception here is a failure in the ``load`` phase.
-3. ``Program.harness`` (trusted: prompt helpers, test imports, a ``check`` function) runs in a separate
+1. Random seeds (``random``, and ``numpy`` when it is loaded) are set from ``Program.seed``.
+2. ``Program.harness`` (trusted: prompt helpers, test imports, a ``check`` function) runs in a separate
    harness namespace whose builtins are a private copy, so the candidate cannot patch what tests use.
+   It runs *before* the candidate, so every module object the tests use is bound before untrusted
+   code exists; an exception here is a failure in the ``harness`` phase (a broken benchmark).
+3. Seeds are set again, and ``Program.code`` (untrusted) runs as a module named ``__candidate__`` in
+   its own namespace, compiled with the file name ``<candidate>``. An exception here is a failure in
+   the ``load`` phase.
 4. ``Program.entry_point`` is copied from the candidate namespace into the harness namespace (its
-   absence is a ``NameError`` failure); every other public candidate name that the harness does not
-   define is copied too (classes an MBPP test constructs, for example). Harness names always win.
-5. Each test runs in order in the harness namespace (file name ``<test N>``); every test runs even
-   after a failure unless ``stop_on_failure`` is set. A program passes only when every test ran to the
-   end and the harness reported it; exiting early, killing processes or tampering is never a pass.
+   absence is a ``NameError`` failure in the ``load`` phase); every other public candidate name that
+   the harness does not define (and that is not a builtin) is copied too (classes an MBPP test
+   constructs, for example). Harness names always win. Copied callables are wrapped so that a value
+   whose comparisons come from candidate code is rejected (``UntrustedReturnValue``).
+5. Seeds are set again and each test runs in order in the harness namespace (file name ``<test N>``,
+   N counting from 1); every test runs even after a failure unless ``stop_on_failure`` is set. A
+   program passes only when every test ran to the end and the runner reported it; exiting early,
+   killing processes or tampering is never a pass.
 """
 
 from __future__ import annotations

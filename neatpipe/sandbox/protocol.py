@@ -1,0 +1,84 @@
+"""The pool <-> worker wire format: one JSON object per line, in both directions.
+
+JSON and never pickle: a worker forks untrusted children, and nothing that crosses a process
+boundary should be able to run code when it is decoded. Requests are ``{"id": n, "p": program}``;
+answers are ``{"id": n, "r": result}``, plus ``{"ready": report}`` once at start-up and
+``{"fatal": text}`` when a worker cannot start.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from neatpipe.sandbox.program import ExecResult, Program, TestCase
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """One message as a line of UTF-8 JSON."""
+    return (_encoder.encode(message) + "\n").encode("utf-8", "surrogatepass")
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    message = json.loads(line.decode("utf-8", "surrogatepass"))
+    if type(message) is not dict:
+        raise ValueError(f"expected a JSON object, got {type(message).__name__}")
+    return message
+
+
+def program_to_wire(program: Program) -> dict[str, Any]:
+    return {
+        "code": program.code,
+        "tests": [[t.source, t.name] for t in program.tests],
+        "harness": program.harness,
+        "entry_point": program.entry_point,
+        "timeout_s": program.timeout_s,
+        "seed": program.seed,
+        "stop_on_failure": program.stop_on_failure,
+        "label": program.label,
+    }
+
+
+def program_from_wire(data: dict[str, Any]) -> Program:
+    return Program(
+        code=data["code"],
+        tests=tuple(TestCase(source, name) for source, name in data["tests"]),
+        harness=data["harness"],
+        entry_point=data["entry_point"],
+        timeout_s=data["timeout_s"],
+        seed=data["seed"],
+        stop_on_failure=data["stop_on_failure"],
+        label=data["label"],
+    )
+
+
+def result_to_wire(result: ExecResult) -> dict[str, Any]:
+    """``ExecResult.to_dict()`` without ``dataclasses.asdict``'s deep copies (it runs once per program)."""
+    return {
+        "status": result.status.value,
+        "error_type": result.error_type,
+        "message": result.message,
+        "traceback": result.traceback,
+        "failing_test": result.failing_test,
+        "phase": result.phase,
+        "tests": [
+            {
+                "name": t.name,
+                "passed": t.passed,
+                "error_type": t.error_type,
+                "message": t.message,
+                "line": t.line,
+            }
+            for t in result.tests
+        ],
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "duration_s": result.duration_s,
+        "extra": result.extra,
+    }
+
+
+def result_from_wire(data: dict[str, Any]) -> ExecResult:
+    return ExecResult.from_dict(data)
