@@ -34,7 +34,8 @@ import types
 from collections.abc import Callable, Iterable
 from os import _exit as _os_exit
 from os import write as _os_write
-from random import seed as _random_seed
+from _random import Random as _CRandom
+from random import _inst as _random_instance
 from typing import Any, NoReturn
 
 from neatpipe.sandbox.program import CANDIDATE_FILENAME, CANDIDATE_MODULE, HARNESS_FILENAME, test_filename
@@ -219,13 +220,19 @@ def failure(exc: BaseException, keep: Iterable[str], line_file: str | None = Non
     except MemoryError:
         exc.__traceback__ = None  # frees the frames of a deep recursion
         return {"type": _exception_name(exc), "msg": "", "tb": "", "line": None}
+    except BaseException:  # noqa: BLE001 - linecache/traceback broken by patched builtins or modules
+        return {"type": _exception_name(exc), "msg": _text(exc), "tb": "", "line": None}
 
 
 # -- running -----------------------------------------------------------------------------------
 
 
+_c_seed = _CRandom.seed  # C code: random.seed() itself is Python that looks up patchable builtins
+
+
 def _seed(seed: int) -> None:
-    _random_seed(seed)
+    _c_seed(_random_instance, seed)  # what random.seed(int) does, minus its Python wrapper
+    _random_instance.gauss_next = None
     numpy = _modules.get("numpy")
     if numpy is not None:
         try:

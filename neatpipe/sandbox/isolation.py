@@ -58,7 +58,7 @@ class Plan:
     pdeathsig: bool = False
     subreaper: bool = False
     private_tmp: bool = False
-    workroot: str = ""
+    workdir: str = ""  # the same path for every program of a worker, emptied after each one
     baseline_bytes: int = 0
     max_fd: int = 1024
 
@@ -69,6 +69,8 @@ class Recorder:
     def __init__(self) -> None:
         self._features: dict[str, Feature] = {}
         self._notes: dict[str, str] = {}
+        uid = os.geteuid()  # before any user namespace, where we would look like root
+        self._platform = f"{sys.platform}, {'root' if uid == 0 else f'uid {uid}'}"
 
     def _detail(self, name: str, text: str) -> str:
         note = self._notes.get(name)
@@ -99,8 +101,7 @@ class Recorder:
 
     def report(self, baseline_bytes: int) -> IsolationReport:
         features = tuple(self._features[n] for n in FEATURES if n in self._features)
-        platform = f"{sys.platform}, {'root' if os.geteuid() == 0 else 'uid ' + str(os.geteuid())}"
-        return IsolationReport(features, round(baseline_bytes / 2**20, 1), platform)
+        return IsolationReport(features, round(baseline_bytes / 2**20, 1), self._platform)
 
 
 def _reason(exc: BaseException) -> str:
@@ -375,7 +376,7 @@ def _plan_nproc(plan: Plan, limits: Limits, rec: Recorder) -> None:
         plan.nproc = limits.max_processes
         rec.on("rlimit_nproc", f"{limits.max_processes} processes/threads for uid {plan.uid}")
     elif plan.drop_caps:
-        plan.nproc = limits.max_processes + 1  # the worker shares the uid inside its user namespace
+        plan.nproc = limits.max_processes + 2  # the worker and its shim share the uid in the namespace
         rec.on(
             "rlimit_nproc", f"{limits.max_processes} processes/threads (counted inside the user namespace)"
         )
@@ -420,12 +421,9 @@ def finish_setup(
     _plan_pid_namespace(plan, options, rec)
     _plan_privileges(plan, options, uid, rec)
     _plan_nproc(plan, limits, rec)
-    plan.workroot = PRIVATE_TMP if plan.private_tmp else tempfile.mkdtemp(prefix="neatpipe-sandbox-")
-    if plan.uid is not None and not plan.private_tmp:
-        os.chmod(plan.workroot, 0o711)  # the program's uid must reach its own directory inside
-    workdir = os.path.join(plan.workroot, "work")  # the same path for every program of this worker
-    os.environ["TMPDIR"] = os.environ["HOME"] = workdir
-    tempfile.tempdir = workdir
+    _create_workdir(plan)
+    os.environ["TMPDIR"] = os.environ["HOME"] = plan.workdir
+    tempfile.tempdir = plan.workdir
     _plan_parent_death(plan, rec)
     rec.on("process_group")
     _probe(plan, limits, rec)
@@ -495,13 +493,12 @@ def _probe(plan: Plan, limits: Limits, rec: Recorder) -> None:
 def _probe_once(plan: Plan, limits: Limits) -> tuple[str, str] | None:
     read_end, write_end = os.pipe()
     devnull = os.open(os.devnull, os.O_RDWR)
-    workdir = make_workdir(plan)
     enter_pid_namespace(plan)
     pid = os.fork()
     if pid == 0:
         try:
             files = ChildFiles(devnull, devnull, devnull, write_end)
-            prepare_child(plan, files, workdir, child_rlimits(plan, limits, 10.0))
+            prepare_child(plan, files, child_rlimits(plan, limits, 10.0))
             if plan.pidns_fd is not None and os.getpid() != 1:
                 raise SetupError("pid_namespace", OSError("the child is not PID 1 of a new namespace"))
             answer = "ok"
@@ -518,7 +515,7 @@ def _probe_once(plan: Plan, limits: Limits) -> tuple[str, str] | None:
         chunks.append(chunk)
     os.close(read_end)
     os.waitpid(pid, 0)
-    remove_workdir(workdir)
+    reset_workdir(plan)
     answer = b"".join(chunks).decode(errors="replace")
     if answer == "ok":
         return None
@@ -559,42 +556,75 @@ def enter_pid_namespace(plan: Plan) -> None:
         _linux.fresh_pid_namespace(plan.pidns_fd)
 
 
-def make_workdir(plan: Plan) -> str:
-    """A fresh, empty working directory owned by the program's uid."""
-    path = os.path.join(plan.workroot, "work")
-    if os.path.lexists(path):
-        remove_workdir(path)
-    os.mkdir(path, 0o700)
+def _create_workdir(plan: Plan) -> None:
+    """The working directory: the private /tmp itself, or a directory of our own without one.
+
+    With a private /tmp the program's working directory *is* /tmp: nothing else on the machine is
+    writable, and nothing is left for the next program. Without one, a fresh directory under the
+    system's temporary directory (writes elsewhere are then up to file permissions).
+    """
+    if plan.private_tmp:
+        plan.workdir = PRIVATE_TMP
+    else:
+        root = tempfile.mkdtemp(prefix="neatpipe-sandbox-")
+        if plan.uid is not None:
+            os.chmod(root, 0o711)  # the program's uid must reach its own directory inside
+        plan.workdir = os.path.join(root, "work")
+        os.mkdir(plan.workdir, 0o700)
+    _own_workdir(plan)
+
+
+def _own_workdir(plan: Plan) -> None:
     if plan.uid is not None:
-        os.chown(path, plan.uid, plan.uid)
-    return path
+        os.chown(plan.workdir, plan.uid, plan.uid)
+    os.chmod(plan.workdir, 0o700)
 
 
-def remove_workdir(path: str) -> None:
-    """Remove a working directory whatever the program did to the permissions inside it."""
+def reset_workdir(plan: Plan) -> None:
+    """Empty the working directory and restore its owner and mode, whatever the program did.
+
+    Entries are removed without following symbolic links (the worker may be root, the entries are
+    the program's). Usually the directory is empty and this costs one ``scandir``.
+    """
     try:
-        os.rmdir(path)
-        return
-    except OSError:
-        pass
+        info = os.lstat(plan.workdir)
+        replaced = not stat.S_ISDIR(info.st_mode)
+    except FileNotFoundError:
+        info, replaced = None, True
+    if replaced:  # only possible without a private /tmp (its root is a mount point)
+        _remove(plan.workdir)
+        os.mkdir(plan.workdir, 0o700)
+        _own_workdir(plan)
+    elif info is not None and (stat.S_IMODE(info.st_mode) != 0o700 or (plan.uid is not None and info.st_uid != plan.uid)):
+        _own_workdir(plan)
+    with os.scandir(plan.workdir) as entries:
+        for entry in list(entries):
+            _remove(entry.path)
+
+
+def _remove(path: str) -> None:
+    """Delete a file, link or directory tree, making directories writable where the program locked them."""
     import shutil
 
-    def make_writable(function: object, failed: str, exc_info: object) -> None:
-        parent = os.path.dirname(failed)
+    if not os.path.isdir(path) or os.path.islink(path):
         try:
-            os.chmod(parent, 0o700)
-            os.chmod(failed, 0o700)
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return
+
+    def unlock_and_retry(function: object, failed: str, exc_info: object) -> None:
+        try:
+            os.chmod(os.path.dirname(failed), 0o700)
+            if os.path.isdir(failed) and not os.path.islink(failed):
+                os.chmod(failed, 0o700)
+                shutil.rmtree(failed, ignore_errors=True)
+            else:
+                os.unlink(failed)
         except OSError:
             pass
-        if os.path.isdir(failed) and not os.path.islink(failed):
-            shutil.rmtree(failed, ignore_errors=True)
-        else:
-            try:
-                os.unlink(failed)
-            except OSError:
-                pass
 
-    shutil.rmtree(path, onerror=make_writable)
+    shutil.rmtree(path, onerror=unlock_and_retry)
 
 
 def _step(name: str, function: object, *args: object) -> None:
@@ -621,9 +651,7 @@ def child_rlimits(plan: Plan, limits: Limits, timeout_s: float) -> tuple[tuple[s
     return tuple(rlimits)
 
 
-def prepare_child(
-    plan: Plan, files: ChildFiles, workdir: str, rlimits: tuple[tuple[str, int, int], ...]
-) -> None:
+def prepare_child(plan: Plan, files: ChildFiles, rlimits: tuple[tuple[str, int, int], ...]) -> None:
     """Run in the forked child before any program code; raises :class:`SetupError` naming the step.
 
     Kept to a few plain calls: in a forked child every Python object touched for the first time
@@ -640,7 +668,7 @@ def prepare_child(
         os.dup2(files.stderr, 2)
         os.dup2(files.result, RESULT_FD)
         os.closerange(RESULT_FD + 1, plan.max_fd)  # the worker's pipes, other programs' files
-        os.chdir(workdir)
+        os.chdir(plan.workdir)
     except OSError as exc:
         raise SetupError("fds", exc) from None
     for step, which, value in rlimits:

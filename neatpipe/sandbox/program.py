@@ -46,6 +46,8 @@ HARNESS_FILENAME = "<harness>"
 class TestCase:
     """One separately reported test: trusted code run in the harness namespace."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
     source: str
     name: str = ""
 
@@ -89,6 +91,8 @@ class Status(str, enum.Enum):
 @dataclass(frozen=True)
 class TestResult:
     """The outcome of one test of a program."""
+
+    __test__ = False  # not a pytest test class, despite the name
 
     name: str
     passed: bool

@@ -50,7 +50,7 @@ PRELOAD = (
 
 # Modules whose names are checked after the tests: patching one of them fails the program.
 WATCHED = (
-    "math", "cmath", "operator", "functools", "itertools", "collections", "re", "typing", "string",
+    "builtins", "math", "cmath", "operator", "functools", "itertools", "collections", "re", "typing", "string",
     "random", "statistics", "fractions", "decimal", "heapq", "bisect", "copy", "json", "numbers", "datetime",
 )  # fmt: skip
 
@@ -172,8 +172,9 @@ class Worker:
     def _capture_file(self, name: str) -> int:
         if hasattr(os, "memfd_create"):
             return os.memfd_create(name)
-        fd = os.open(os.path.join(self.plan.workroot, f".{name}"), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.unlink(os.path.join(self.plan.workroot, f".{name}"))
+        path = os.path.join(os.path.dirname(self.plan.workdir), f".{name}")  # not inside the program's directory
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.unlink(path)
         return fd
 
     def _execute(self, job: Any, timeout_s: float) -> dict[str, Any]:
@@ -184,10 +185,9 @@ class Worker:
             except OSError:
                 pass
         out, err = self._capture_file("stdout"), self._capture_file("stderr")
-        workdir = isolation.make_workdir(self.plan)
         try:
             pid, start = self._fork(
-                job, isolation.ChildFiles(self.devnull, out, err, write_end), workdir, timeout_s
+                job, isolation.ChildFiles(self.devnull, out, err, write_end), timeout_s
             )
             os.close(write_end)
             write_end = -1
@@ -205,7 +205,7 @@ class Worker:
             for fd in (read_end, write_end, out, err):
                 if fd >= 0:
                     os.close(fd)
-            isolation.remove_workdir(workdir)
+            isolation.reset_workdir(self.plan)
         return {
             "channel": channel.decode("latin-1"),  # raw bytes: the pool parses them
             "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
@@ -215,20 +215,20 @@ class Worker:
         }  # fmt: skip
 
     def _fork(
-        self, job: Any, files: isolation.ChildFiles, workdir: str, timeout_s: float
+        self, job: Any, files: isolation.ChildFiles, timeout_s: float
     ) -> tuple[int, float]:
         """Fork the child (PID 1 of a fresh PID namespace when available); returns (pid, start time)."""
         isolation.enter_pid_namespace(self.plan)
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            self._child(job, files, workdir, timeout_s)
+            self._child(job, files, timeout_s)
         return pid, start
 
-    def _child(self, job: Any, files: isolation.ChildFiles, workdir: str, timeout_s: float) -> NoReturn:
+    def _child(self, job: Any, files: isolation.ChildFiles, timeout_s: float) -> NoReturn:
         """In the forked child: isolate, then hand over to the private runner. Never returns."""
         try:
-            isolation.prepare_child(self.plan, files, workdir, self._rlimits(timeout_s))
+            isolation.prepare_child(self.plan, files, self._rlimits(timeout_s))
         except BaseException as exc:  # noqa: BLE001
             try:
                 os.write(2, f"{exc}\n".encode())
