@@ -69,8 +69,15 @@ def test_a_memory_error_in_a_test_is_out_of_memory() -> None:
 
 def test_load_and_harness_failures_name_their_phase() -> None:
     load = verdict({"k": "load", "err": {"type": "SyntaxError", "msg": "bad", "tb": "", "line": None}}, END)
-    assert (load.status, load.error_type, load.phase, load.tests) == (Status.FAILED, "SyntaxError", "load", ())
-    harness = verdict({"k": "harness", "err": {"type": "ImportError", "msg": "x", "tb": "", "line": None}}, END)
+    assert (load.status, load.error_type, load.phase, load.tests) == (
+        Status.FAILED,
+        "SyntaxError",
+        "load",
+        (),
+    )
+    harness = verdict(
+        {"k": "harness", "err": {"type": "ImportError", "msg": "x", "tb": "", "line": None}}, END
+    )
     assert (harness.error_type, harness.phase) == ("ImportError", "harness")
 
 
@@ -157,11 +164,11 @@ def test_only_the_exact_clean_sequence_passes(events: list[dict], exit_code: int
 def test_events_need_the_token_and_valid_json() -> None:
     data = b"\n".join(
         [
-            f"{TOKEN} {{\"k\": \"load\"}}".encode(),
+            f'{TOKEN} {{"k": "load"}}'.encode(),
             b'{"k": "end"}',  # no token
             f"{TOKEN} not json".encode(),
             f"{TOKEN} [1, 2]".encode(),
-            f"{TOKEN} {{\"k\": \"end\"}}".encode(),
+            f'{TOKEN} {{"k": "end"}}'.encode(),
             b"",
         ]
     )
@@ -181,10 +188,15 @@ def test_worker_observations_round_trip_through_the_wire() -> None:
 
 def test_programs_and_results_round_trip() -> None:
     program = Program("x = '\\udce9 é'", (TestCase("assert x", "t"),), "h = 1", "x", 3.5, 7, True, "lbl")
-    assert protocol.program_from_wire(protocol.decode(protocol.encode(protocol.program_to_wire(program)))) == program
+    assert (
+        protocol.program_from_wire(protocol.decode(protocol.encode(protocol.program_to_wire(program))))
+        == program
+    )
     result = verdict(LOAD, ran(1), ran(2, ERROR), END)
     expected = {k: v for k, v in result.to_dict().items() if k != "passed"}
-    assert protocol.decode(protocol.encode(protocol.result_to_wire(result))) == protocol.decode(protocol.encode(expected))
+    assert protocol.decode(protocol.encode(protocol.result_to_wire(result))) == protocol.decode(
+        protocol.encode(expected)
+    )
     assert ExecResult.from_dict(result.to_dict()) == result
 
 
@@ -328,7 +340,9 @@ def test_limits_derive_the_cpu_limit_from_the_timeout() -> None:
 
 def test_isolation_reports_round_trip_and_say_why_features_are_missing() -> None:
     report = IsolationReport(
-        (Feature("network_namespace", True, "empty"), Feature("pid_namespace", False, "needs root")), 30.0, "linux"
+        (Feature("network_namespace", True, "empty"), Feature("pid_namespace", False, "needs root")),
+        30.0,
+        "linux",
     )
     assert IsolationReport.from_dict(report.to_dict()) == report
     assert report.active == ("network_namespace",) and report.missing == {"pid_namespace": "needs root"}
@@ -340,7 +354,9 @@ def test_isolation_reports_round_trip_and_say_why_features_are_missing() -> None
 
 
 def test_mountinfo_parsing_unescapes_paths_and_reads_flags() -> None:
-    text = "22 27 0:21 / /proc rw,nosuid,relatime - proc proc rw\n27 1 254:0 / /a\\040b ro - ext4 /dev/vda rw\n"
+    text = (
+        "22 27 0:21 / /proc rw,nosuid,relatime - proc proc rw\n27 1 254:0 / /a\\040b ro - ext4 /dev/vda rw\n"
+    )
     assert parse_mountinfo(text) == [("/proc", "rw,nosuid,relatime"), ("/a b", "ro")]
     assert mount_flags("rw,nosuid,nodev,relatime") == 2 | 4 | (1 << 21)
     assert mount_flags("ro") & 1

@@ -39,9 +39,17 @@ def _processes() -> dict[int, tuple[int, str, int]]:
     return found
 
 
-def leftover_processes(sandbox: Sandbox) -> list[str]:
+def leftover_processes(sandbox: Sandbox, wait_s: float = 2.0) -> list[str]:
     """Processes below the pool's workers (an idle worker has none) or running as a program uid,
-    and zombies among the workers' descendants; empty when the pool is clean."""
+    zombies included; empty when the pool is clean. Waits up to ``wait_s`` for processes already
+    killed to disappear (a program whose worker was killed is reaped by whoever adopts it)."""
+    deadline = time.monotonic() + wait_s
+    while (found := _leftovers(sandbox)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
+def _leftovers(sandbox: Sandbox) -> list[str]:
     procs = _processes()
     workers = [w.process.pid for w in sandbox._pool if w is not None]
     children: dict[int, list[int]] = {}
@@ -54,7 +62,11 @@ def leftover_processes(sandbox: Sandbox) -> list[str]:
             below.append(child)
             frontier.append(child)
     # In user-namespace mode a worker is a shim whose one child is the real worker (PID 1 inside).
-    shims = {w for w in workers if len(children.get(w, [])) == 1 and not sandbox.isolation.is_active("privilege_drop")}
+    shims = {
+        w
+        for w in workers
+        if len(children.get(w, [])) == 1 and not sandbox.isolation.is_active("privilege_drop")
+    }
     below = [p for p in below if not (procs[p][0] in shims and p in children.get(procs[p][0], [])[:1])]
     uids = range(sandbox._uid_base, sandbox._uid_base + sandbox.workers)
     strays = {p for p, (_, _, uid) in procs.items() if uid in uids} | set(below)
@@ -67,7 +79,7 @@ WRONG = "def f(x):\n    return 0\n"
 RIGHT = "def f(x):\n    return x + 1\n"
 TEST = ("assert f(1) == 2",)
 
-ATTEMPT = '''
+ATTEMPT = """
 import os, socket
 def attempt(action, *args):
     try:
@@ -80,7 +92,7 @@ def write(path):
         f.write("x")
 def connect(host, port):
     socket.create_connection((host, port), timeout=1).close()
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -259,7 +271,9 @@ def sandbox():
 @pytest.fixture(scope="module")
 def verdicts(sandbox: Sandbox) -> dict[str, tuple[ExecResult, float]]:
     programs = [
-        Program(case.code, tuple(map(TestCase, case.tests)), case.harness, case.entry_point, TIMEOUT_S, label=name)
+        Program(
+            case.code, tuple(map(TestCase, case.tests)), case.harness, case.entry_point, TIMEOUT_S, label=name
+        )
         for name, case in CASES.items()
     ]
     start = time.monotonic()

@@ -30,7 +30,11 @@ def run(sandbox: Sandbox, code: str, *tests: str, **fields: object) -> ExecResul
 
 
 def test_a_correct_program_passes_with_output_and_timing(sandbox: Sandbox) -> None:
-    result = run(sandbox, "import sys\nprint('out')\nsys.stderr.write('err')\ndef f(x):\n    return x + 1", "assert f(1) == 2")
+    result = run(
+        sandbox,
+        "import sys\nprint('out')\nsys.stderr.write('err')\ndef f(x):\n    return x + 1",
+        "assert f(1) == 2",
+    )
     assert result.status is Status.PASSED, result
     assert (result.stdout, result.stderr, result.phase, result.error_type) == ("out\n", "err", None, None)
     assert 0 < result.duration_s < 1 and result.tests[0].passed
@@ -89,7 +93,11 @@ def test_a_bare_assert_is_an_assertion_error_with_its_line(sandbox: Sandbox) -> 
 def test_humaneval_style_check_failures_name_the_test_line(sandbox: Sandbox) -> None:
     harness = "def check(candidate):\n    assert candidate(1) == 2, 'f(1) should be 2'\n"
     result = sandbox.run(Program("def f(x):\n    return 0", (TestCase("check(f)"),), harness, "f"))
-    assert (result.error_type, result.message, result.failing_test) == ("AssertionError", "f(1) should be 2", "check(f)")
+    assert (result.error_type, result.message, result.failing_test) == (
+        "AssertionError",
+        "f(1) should be 2",
+        "check(f)",
+    )
     assert "<harness>" not in result.traceback  # hidden tests stay hidden
 
 
@@ -107,7 +115,12 @@ def test_harness_names_win_and_public_candidate_names_are_copied(sandbox: Sandbo
     harness = "def check(candidate):\n    assert candidate(Box(1)) == 2\n"
     result = sandbox.run(Program(code, (TestCase("check(f)"),), harness, "f"))
     assert result.error_type == "AssertionError"  # the harness's check ran, with the candidate's Box
-    shadow = run(sandbox, "len = lambda x: 0\n_private = 1\ndef f(x):\n    return x", "assert len([1]) == 1", "_private")
+    shadow = run(
+        sandbox,
+        "len = lambda x: 0\n_private = 1\ndef f(x):\n    return x",
+        "assert len([1]) == 1",
+        "_private",
+    )
     assert [t.passed for t in shadow.tests] == [True, False]  # builtins and private names are not replaced
 
 
@@ -143,9 +156,13 @@ def test_long_output_is_truncated_to_the_capture_bound(sandbox: Sandbox) -> None
 
 
 def test_each_program_gets_a_private_empty_working_directory(sandbox: Sandbox) -> None:
-    writer = Program("import os\nos.makedirs('d/e')\nos.chmod('d', 0)\nos.symlink('/etc', 'etc')\n"
-                     "open('note.txt', 'w').write('x')\nos.chmod('.', 0o500)\nprint(sorted(os.listdir('.')))")
-    reader = Program("import os, tempfile\nprint(sorted(os.listdir('.')), tempfile.gettempdir() == os.getcwd())")
+    writer = Program(
+        "import os\nos.makedirs('d/e')\nos.chmod('d', 0)\nos.symlink('/etc', 'etc')\n"
+        "open('note.txt', 'w').write('x')\nos.chmod('.', 0o500)\nprint(sorted(os.listdir('.')))"
+    )
+    reader = Program(
+        "import os, tempfile\nprint(sorted(os.listdir('.')), tempfile.gettempdir() == os.getcwd())"
+    )
     results = sandbox.run_many([writer, reader] * 3)
     assert all(r.passed for r in results), results
     assert results[0].stdout == "['d', 'etc', 'note.txt']\n"
@@ -178,10 +195,14 @@ def test_run_many_keeps_input_order_and_reports_progress(sandbox: Sandbox) -> No
 def humaneval_programs(wrong: bool = False) -> list[Program]:
     programs = []
     for row in map(json.loads, gzip.open(HUMANEVAL, "rt")):
-        imports = "\n".join(line for line in row["prompt"].splitlines() if line.startswith(("import ", "from ")))
+        imports = "\n".join(
+            line for line in row["prompt"].splitlines() if line.startswith(("import ", "from "))
+        )
         body = "    return None\n" if wrong else row["canonical_solution"]
         tests = (TestCase(f"check({row['entry_point']})"),)
-        programs.append(Program(row["prompt"] + body, tests, imports + "\n" + row["test"], row["entry_point"]))
+        programs.append(
+            Program(row["prompt"] + body, tests, imports + "\n" + row["test"], row["entry_point"])
+        )
     return programs
 
 

@@ -31,10 +31,10 @@ import mmap
 import sys
 import traceback
 import types
+from _random import Random as _CRandom
 from collections.abc import Callable, Iterable
 from os import _exit as _os_exit
 from os import write as _os_write
-from _random import Random as _CRandom
 from random import _inst as _random_instance
 from typing import Any, NoReturn
 

@@ -69,6 +69,7 @@ class Recorder:
     def __init__(self) -> None:
         self._features: dict[str, Feature] = {}
         self._notes: dict[str, str] = {}
+        self._failed: set[str] = set()
         uid = os.geteuid()  # before any user namespace, where we would look like root
         self._platform = f"{sys.platform}, {'root' if uid == 0 else f'uid {uid}'}"
 
@@ -77,12 +78,17 @@ class Recorder:
         return f"{text}; {note}" if note else text
 
     def on(self, name: str, detail: str = "") -> None:
-        if name in self._features and not self._features[name].active:
-            return  # an earlier step already found it unusable
+        if name in self._failed:
+            return  # a step already found it unusable
         self._features[name] = Feature(name, True, self._detail(name, detail or FEATURES[name]))
 
     def off(self, name: str, reason: str) -> None:
         self._features[name] = Feature(name, False, reason)
+
+    def fail(self, name: str, reason: str) -> None:
+        """Record ``name`` as unusable here, for good (a later ``on`` is ignored)."""
+        self._failed.add(name)
+        self.off(name, reason)
 
     def note(self, name: str, text: str) -> None:
         """Remember a detail to append when ``name`` is recorded (or to the record already there)."""
@@ -91,9 +97,8 @@ class Recorder:
             feature = self._features[name]
             self._features[name] = Feature(name, feature.active, f"{feature.detail}; {text}")
 
-    def is_off(self, name: str) -> bool:
-        feature = self._features.get(name)
-        return bool(feature and not feature.active)
+    def has_failed(self, name: str) -> bool:
+        return name in self._failed
 
     def is_on(self, name: str) -> bool:
         feature = self._features.get(name)
@@ -208,7 +213,7 @@ def _expose(directories: list[str], rec: Recorder) -> None:
                 child = directory[len(found) :].strip("/").split("/")[0]
                 blocked.setdefault(found, set()).add(child)
             elif found == directory:
-                rec.off("privilege_drop", f"{directory} is not readable by other users")
+                rec.fail("privilege_drop", f"{directory} is not readable by other users")
                 return
         if not blocked:
             break
@@ -275,7 +280,7 @@ def setup_namespaces(limits: Limits, options: Isolation, rec: Recorder, director
         try:
             _expose(directories, rec)
         except OSError as exc:
-            rec.off("privilege_drop", f"cannot expose the interpreter's directories: {_reason(exc)}")
+            rec.fail("privilege_drop", f"cannot expose the interpreter's directories: {_reason(exc)}")
     if plan.private_tmp:
         _readonly_remount(rec)
     else:
@@ -345,7 +350,7 @@ def _uid_is_mapped(uid: int) -> bool:
 def _plan_privileges(plan: Plan, options: Isolation, uid: int | None, rec: Recorder) -> None:
     if not options.drop_privileges:
         rec.off("privilege_drop", "disabled by Isolation(drop_privileges=False)")
-    elif rec.is_off("privilege_drop"):
+    elif rec.has_failed("privilege_drop"):
         pass  # ruled out while setting up the mounts
     elif rec.is_on("user_namespace"):
         plan.drop_caps = True
@@ -370,6 +375,9 @@ def _plan_privileges(plan: Plan, options: Isolation, uid: int | None, rec: Recor
 
 
 def _plan_nproc(plan: Plan, limits: Limits, rec: Recorder) -> None:
+    plan.nproc = None
+    if rec.has_failed("rlimit_nproc"):
+        return
     if not hasattr(resource, "RLIMIT_NPROC") or not os.path.isdir("/proc"):
         rec.off("rlimit_nproc", f"not available on {sys.platform}")
     elif plan.uid is not None:
@@ -420,11 +428,9 @@ def finish_setup(
     plan.max_fd = min(int(os.sysconf("SC_OPEN_MAX")), 1 << 20)
     _plan_pid_namespace(plan, options, rec)
     _plan_privileges(plan, options, uid, rec)
-    _plan_nproc(plan, limits, rec)
     _create_workdir(plan)
     os.environ["TMPDIR"] = os.environ["HOME"] = plan.workdir
     tempfile.tempdir = plan.workdir
-    _plan_parent_death(plan, rec)
     rec.on("process_group")
     _probe(plan, limits, rec)
     rec.on("wall_clock_kill")
@@ -437,6 +443,9 @@ def finish_setup(
 
 def _plan_parent_death(plan: Plan, rec: Recorder) -> None:
     """PR_SET_PDEATHSIG only where nothing else cleans up after a dead worker (it costs per program)."""
+    plan.pdeathsig = False
+    if rec.has_failed("parent_death_signal"):
+        return
     if plan.pidns_fd is not None and os.getpid() == 1:
         rec.off(
             "parent_death_signal", "not needed: programs live in the worker's PID namespace and die with it"
@@ -474,15 +483,21 @@ def _disable(plan: Plan, step: str, reason: str, rec: Recorder) -> None:
         plan.process_group = False
     else:
         raise RuntimeError(f"the sandbox cannot prepare a child process: {step}: {reason}")
-    rec.off(step, f"failed in a probe process: {reason}")
+    rec.fail(step, f"failed in a probe process: {reason}")
 
 
 def _probe(plan: Plan, limits: Limits, rec: Recorder) -> None:
-    """Fork children that run every per-child step until one succeeds end to end."""
+    """Fork children that run every per-child step until one succeeds end to end.
+
+    The process limit and the parent-death signal depend on whether the privilege drop works, so
+    they are planned again after each failure.
+    """
     for name in _STEP_FEATURES:
         if _STEP_FEATURES[name] in plan.rlimits:
             rec.on(name)
     for _attempt in range(8):
+        _plan_nproc(plan, limits, rec)
+        _plan_parent_death(plan, rec)
         failed = _probe_once(plan, limits)
         if failed is None:
             return
@@ -501,6 +516,7 @@ def _probe_once(plan: Plan, limits: Limits) -> tuple[str, str] | None:
             prepare_child(plan, files, child_rlimits(plan, limits, 10.0))
             if plan.pidns_fd is not None and os.getpid() != 1:
                 raise SetupError("pid_namespace", OSError("the child is not PID 1 of a new namespace"))
+            _check_library_access(plan)
             answer = "ok"
         except SetupError as exc:
             answer = f"{exc.step}\n{exc}"
@@ -521,6 +537,20 @@ def _probe_once(plan: Plan, limits: Limits) -> tuple[str, str] | None:
         return None
     step, _, reason = answer.partition("\n")
     return (step or "probe", reason or "the probe process died")
+
+
+def _check_library_access(plan: Plan) -> None:
+    """A program must be able to import what the worker did not preload: the standard library has to
+    be readable by the uid it runs as (a Python under /root is not, without a private /tmp to expose it)."""
+    if plan.uid is None:
+        return
+    library = os.path.dirname(os.__file__)
+    try:
+        os.listdir(library)
+    except OSError as exc:
+        raise SetupError(
+            "privilege_drop", OSError(f"uid {plan.uid} cannot read {library}: {_reason(exc)}")
+        ) from None
 
 
 def _report_probe(answer: str, write_end: int) -> None:
@@ -595,7 +625,9 @@ def reset_workdir(plan: Plan) -> None:
         _remove(plan.workdir)
         os.mkdir(plan.workdir, 0o700)
         _own_workdir(plan)
-    elif info is not None and (stat.S_IMODE(info.st_mode) != 0o700 or (plan.uid is not None and info.st_uid != plan.uid)):
+    elif info is not None and (
+        stat.S_IMODE(info.st_mode) != 0o700 or (plan.uid is not None and info.st_uid != plan.uid)
+    ):
         _own_workdir(plan)
     with os.scandir(plan.workdir) as entries:
         for entry in list(entries):
@@ -660,6 +692,7 @@ def prepare_child(plan: Plan, files: ChildFiles, rlimits: tuple[tuple[str, int, 
     # The C-level calls: signal.signal() converts to enums, which touches (copies) many pages.
     _signal.set_wakeup_fd(-1)  # the worker's wake-up pipe is about to be closed
     _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+    _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
     if plan.process_group:  # setpgid, not setsid: a new session also costs a scheduler autogroup
         _step("process_group", os.setpgid, 0, 0)
     try:

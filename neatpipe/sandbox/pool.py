@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -97,6 +98,7 @@ class _Worker:
     def __init__(self, slot: int, config: dict[str, Any], python: str) -> None:
         package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         self.slot = slot
+        self.uid: int | None = None  # the program uid, once the worker reported it drops to it
         self.process = subprocess.Popen(
             [python, "-S", "-c", _BOOTSTRAP, package_dir, json.dumps(config)],
             stdin=subprocess.PIPE,
@@ -147,17 +149,26 @@ class _Worker:
             return now - self.started > START_TIMEOUT_S
         return bool(self.inflight) and now - self.head_since > timeout_s + WATCHDOG_GRACE_S
 
-    def stop(self, wait_s: float = 2.0) -> None:
-        """Close the request pipe (the worker exits), then kill it if it lingers; always reap it."""
+    def stop(self, grace_s: float = 1.0) -> None:
+        """Close the request pipe (an idle worker exits at once); after ``grace_s`` SIGTERM (the worker
+        kills the program it is running), then SIGKILL. Always reaps the worker."""
         for stream in (self.process.stdin, self.process.stdout):
             try:
                 stream.close()  # type: ignore[union-attr]
             except OSError:
                 pass
-        try:
-            self.process.wait(wait_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        for ask, wait_s in ((None, grace_s), (self.process.terminate, 1.0), (self.process.kill, None)):
+            if ask is not None:
+                try:
+                    ask()
+                except OSError:
+                    pass
+            try:
+                self.process.wait(wait_s)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        _kill_uid(self.uid)
 
     def kill(self) -> None:
         try:
@@ -165,12 +176,26 @@ class _Worker:
         except OSError:
             pass
         self.process.wait()
+        _kill_uid(self.uid)
 
 
-def _stop_all(workers: list[_Worker | None]) -> None:
+def _kill_uid(uid: int | None) -> None:
+    """SIGKILL every process of a program uid (a worker killed mid-program leaves its program behind)."""
+    if uid is None or os.geteuid() != 0 or not os.path.isdir("/proc"):
+        return
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    os.kill(int(entry), signal.SIGKILL)
+            except OSError:
+                continue
+
+
+def _stop_all(workers: list[_Worker | None], grace_s: float = 1.0) -> None:
     for worker in workers:
         if worker is not None:
-            worker.stop()
+            worker.stop(grace_s)
     workers[:] = [None] * len(workers)
 
 
@@ -286,7 +311,7 @@ class Sandbox:
             try:
                 return self._run_all(programs, progress)
             except BaseException:
-                _stop_all(self._pool)
+                _stop_all(self._pool, grace_s=0)  # programs may be running: stop them now
                 raise
 
     def _run_all(self, programs: Sequence[Program], progress: Progress | None) -> list[ExecResult]:
@@ -351,6 +376,7 @@ class Sandbox:
         for message in messages:
             if "ready" in message:
                 worker.report = IsolationReport.from_dict(message["ready"])
+                worker.uid = message.get("uid")
             elif "fatal" in message:
                 _stop_all(self._pool)
                 raise SandboxError(f"a sandbox worker failed to start:\n{message['fatal']}")

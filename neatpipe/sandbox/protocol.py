@@ -2,8 +2,10 @@
 
 JSON and never pickle: a worker forks untrusted children, and nothing that crosses a process
 boundary should be able to run code when it is decoded. Requests are ``{"id": n, "p": program}``;
-answers are ``{"id": n, "r": result}``, plus ``{"ready": report}`` once at start-up and
-``{"fatal": text}`` when a worker cannot start.
+answers are ``{"id": n, "o": observations}`` (or ``{"id": n, "error": text}``), plus
+``{"ready": report, "uid": program_uid}`` once at start-up and ``{"fatal": text}`` when a worker
+cannot start. The pool adds a random token to each request (``"t"``); the child prefixes every line
+of its result channel with it.
 """
 
 from __future__ import annotations

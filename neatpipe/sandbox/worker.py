@@ -127,7 +127,9 @@ class Worker:
         os.set_blocking(self.wake_w, False)
         os.set_blocking(self.wake_r, False)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        signal.signal(signal.SIGTERM, self._terminate)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        self.running: int | None = None  # the pid of the program being run
         self.report = isolation.finish_setup(
             self.plan, self.limits, self.options, config.get("uid"), recorder
         )
@@ -172,7 +174,9 @@ class Worker:
     def _capture_file(self, name: str) -> int:
         if hasattr(os, "memfd_create"):
             return os.memfd_create(name)
-        path = os.path.join(os.path.dirname(self.plan.workdir), f".{name}")  # not inside the program's directory
+        path = os.path.join(
+            os.path.dirname(self.plan.workdir), f".{name}"
+        )  # not inside the program's directory
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         os.unlink(path)
         return fd
@@ -186,9 +190,7 @@ class Worker:
                 pass
         out, err = self._capture_file("stdout"), self._capture_file("stderr")
         try:
-            pid, start = self._fork(
-                job, isolation.ChildFiles(self.devnull, out, err, write_end), timeout_s
-            )
+            pid, start = self._fork(job, isolation.ChildFiles(self.devnull, out, err, write_end), timeout_s)
             os.close(write_end)
             write_end = -1
             status, rusage, killed = self._wait(pid, start + timeout_s)
@@ -214,15 +216,14 @@ class Worker:
             "stdout": stdout, "stdout_bytes": stdout_bytes, "stderr": stderr, "stderr_bytes": stderr_bytes,
         }  # fmt: skip
 
-    def _fork(
-        self, job: Any, files: isolation.ChildFiles, timeout_s: float
-    ) -> tuple[int, float]:
+    def _fork(self, job: Any, files: isolation.ChildFiles, timeout_s: float) -> tuple[int, float]:
         """Fork the child (PID 1 of a fresh PID namespace when available); returns (pid, start time)."""
         isolation.enter_pid_namespace(self.plan)
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:
             self._child(job, files, timeout_s)
+        self.running = pid  # from here on a SIGTERM takes the program down with the worker
         return pid, start
 
     def _child(self, job: Any, files: isolation.ChildFiles, timeout_s: float) -> NoReturn:
@@ -238,6 +239,28 @@ class Worker:
             self.child.run(job)
         finally:
             os._exit(self.child.EXIT_RUNNER_ERROR)
+
+    def _terminate(self, signum: int, frame: object) -> None:
+        """SIGTERM from the pool: take the running program (and its PID namespace) down too.
+
+        The worker's children are read from /proc rather than trusted to ``self.running``: the
+        signal may arrive between ``fork`` and the assignment.
+        """
+        children = isolation.own_children() | ({self.running} if self.running is not None else set())
+        for pid in children:
+            for kill, target in ((os.kill, pid), (os.killpg, pid)):
+                try:
+                    kill(target, signal.SIGKILL)
+                except OSError:
+                    pass
+        for pid in children:
+            try:
+                os.waitpid(pid, 0)  # with a PID namespace: returns once all of it is gone
+            except ChildProcessError:
+                pass
+        if self.plan.pidns_fd is None:
+            isolation.kill_strays(None)
+        os._exit(0)
 
     def _reap(self, pid: int) -> tuple[int, Any] | None:
         """Reap every exited child (orphans included); the status of ``pid`` if it was among them."""
@@ -258,6 +281,7 @@ class Worker:
         while True:
             reaped = self._reap(pid)
             if reaped is not None:
+                self.running = None
                 return reaped[0], reaped[1], killed
             remaining = deadline - time.monotonic()
             if remaining <= 0 and not killed:
@@ -283,7 +307,7 @@ class Worker:
             data = data[os.write(self.proto_out, data) :]
 
     def serve(self, proto_in: int) -> None:
-        self.send({"ready": self.report.to_dict()})
+        self.send({"ready": self.report.to_dict(), "uid": self.plan.uid})
         parent = os.getppid()
         pending = b""
         while True:
@@ -389,7 +413,10 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException:  # noqa: BLE001 - tell the pool why, then exit
         os.write(proto_out, protocol.encode({"fatal": traceback.format_exc()}))
         return 1
-    worker.serve(proto_in)
+    try:
+        worker.serve(proto_in)
+    except BrokenPipeError:  # the pool went away while we answered
+        pass
     return 0
 
 
