@@ -300,22 +300,43 @@ def test_the_guard_survives_self_referencing_containers() -> None:
     guard_module.Guard(TRUSTED).check(loop, "loop")
 
 
-def test_module_snapshots_find_rebound_names() -> None:
+@pytest.mark.parametrize(
+    "versions", [guard_module.DictVersions.create(), None], ids=["version tags", "values"]
+)
+def test_a_module_watch_finds_rebound_names_and_swapped_modules(
+    versions: guard_module.DictVersions | None,
+) -> None:
     module = types.ModuleType("fake_math")
     module.isclose = math.isclose
     module.pi = math.pi
-    version = guard_module.dict_version_reader()
-    snap = guard_module.snapshot(module, version)
-    assert guard_module.find_change([snap], version) is None
+    modules = {"fake_math": module}
+    watch = guard_module.ModuleWatch(versions)
+    watch.add(module, registered=True)
+    assert watch.changed(modules) is None
     module.__warningregistry__ = {}  # dunder names are not watched
     module.extra = 1  # new names do not matter
-    assert guard_module.find_change([snap], version) is None
+    assert watch.changed(modules) is None
     module.isclose = lambda *a, **k: True
-    assert guard_module.find_change([snap], version) == "fake_math.isclose"
-    assert guard_module.find_change([snap], None) == "fake_math.isclose"
-    del module.pi
+    assert watch.changed(modules) == "fake_math.isclose"
     module.isclose = math.isclose
-    assert guard_module.find_change([snap]) == "fake_math.pi"
+    del module.pi
+    assert watch.changed(modules) == "fake_math.pi"
+    module.pi = math.pi
+    modules["fake_math"] = types.ModuleType("fake_math")
+    assert watch.changed(modules) == "sys.modules['fake_math']"
+
+
+def test_version_tags_are_read_on_this_interpreter() -> None:
+    assert guard_module.DictVersions.create() is not None  # CPython 3.10-3.13
+
+
+def test_the_worker_finds_the_modules_trusted_code_imports() -> None:
+    from neatpipe.sandbox.worker import imported_modules
+
+    code = compile(
+        "import math\nfrom os.path import join\ndef check(c):\n    import random as r\n", "<h>", "exec"
+    )
+    assert imported_modules(code) == ("math", "os", "os.path", "random")
 
 
 # -- configuration and reports -------------------------------------------------------------------

@@ -214,7 +214,13 @@ CASES: dict[str, Case] = {
     "replaced sys.modules['math']": Case(
         "import sys, types\nfake = types.ModuleType('math')\nfake.isclose = lambda *a, **k: True\n"
         "sys.modules['math'] = fake\n" + WRONG,
-        Status.FAILED, "AssertionError", tests=("assert math.isclose(f(1), 2.0)",), harness="import math",
+        Status.FAILED, "TamperingDetected", tests=("assert math.isclose(f(1), 2.0)",), harness="import math",
+    ),
+    "fake module for an import inside the check": Case(
+        "import sys, types\nfake = types.ModuleType('math')\nfake.isclose = lambda *a, **k: True\n"
+        "sys.modules['math'] = fake\n" + WRONG,
+        Status.FAILED, "TamperingDetected", tests=("check(f)",),
+        harness="def check(candidate):\n    import math\n    assert math.isclose(candidate(1), 2.0)",
     ),
     # -- values that compare equal to anything
     "__eq__ always true": Case("class A:\n    def __eq__(self, o):\n        return True\ndef f(x):\n    return A()",

@@ -67,9 +67,8 @@ _int_repr = int.__repr__
 # Set once per worker by configure().
 _harness_builtins: dict[str, Any] = {}
 _trusted_prefixes: tuple[str, ...] = ()
-_watched: list[Any] = []
+_watch: Any = None  # guard.ModuleWatch over the preloaded modules the tests may use
 _guard_module: Any = None
-_dict_version: Any = None
 _reserve: mmap.mmap | None = None  # address space set aside (in the worker, once) for MemoryError reports
 _sources: dict[str, str] = {}  # file name -> source, for tracebacks
 _UNWATCHED = frozenset({"sys", "builtins", "__harness__", CANDIDATE_MODULE, "__main__", "tempfile", "os"})
@@ -77,20 +76,22 @@ _UNWATCHED = frozenset({"sys", "builtins", "__harness__", CANDIDATE_MODULE, "__m
 
 def configure(guard_module: Any, trusted_prefixes: tuple[str, ...], watched: tuple[str, ...]) -> None:
     """Per-worker setup: the private guard module, trusted file prefixes, modules to snapshot."""
-    global _guard_module, _trusted_prefixes, _watched, _harness_builtins, _dict_version, _reserve
+    global _guard_module, _trusted_prefixes, _watch, _harness_builtins, _reserve
     _guard_module = guard_module
     _reserve = mmap.mmap(-1, RESERVE_BYTES)
     _trusted_prefixes = trusted_prefixes
-    _dict_version = guard_module.dict_version_reader()
-    _watched = [guard_module.snapshot(_modules[name], _dict_version) for name in watched if name in _modules]
+    _watch = guard_module.ModuleWatch(guard_module.DictVersions.create())
+    for name in watched:
+        if name in _modules:
+            _watch.add(_modules[name])
     _harness_builtins = dict(_real_builtins.__dict__)
 
 
 class Job:
     """One program, ready to run: the worker fills it in (harness and tests already compiled)."""
 
-    __slots__ = ("code", "harness", "harness_error", "tests", "entry_point", "seed", "stop_on_failure",
-                 "token", "flushers")  # fmt: skip
+    __slots__ = ("code", "harness", "harness_error", "harness_modules", "tests", "entry_point", "seed",
+                 "stop_on_failure", "token", "flushers")  # fmt: skip
 
     def __init__(self, **fields: Any) -> None:
         for name in self.__slots__:
@@ -241,28 +242,12 @@ def _seed(seed: int) -> None:
             pass
 
 
-def _referenced_modules(namespace: dict[str, Any]) -> list[types.ModuleType]:
-    """Modules whose objects the harness namespace holds (``import math``, ``from typing import List``)."""
-    found: dict[str, types.ModuleType] = {}
-    for value in namespace.values():
-        if type(value) is _ModuleType:
-            module = value
-        else:
-            name = getattr(value, "__module__", None)
-            module = _modules.get(name) if type(name) is str else None
-        if module is not None and type(module) is _ModuleType and module.__name__ not in _UNWATCHED:
-            found[module.__name__] = module
-    return list(found.values())
-
-
-def _snapshots(namespace: dict[str, Any]) -> list[Any]:
-    watched_names = {entry[0] for entry in _watched}
-    extra = [
-        _guard_module.snapshot(module, _dict_version)
-        for module in _referenced_modules(namespace)
-        if module.__name__ not in watched_names
-    ]
-    return _watched + extra
+def _watch_harness_modules(names: tuple[str, ...]) -> None:
+    """Add the modules the harness imports (found in its code by the worker) to the watch."""
+    for name in names:
+        module = _modules.get(name)
+        if type(module) is _ModuleType and name not in _UNWATCHED:
+            _watch.add(module, registered=True)
 
 
 def _release_reserve() -> None:
@@ -341,7 +326,7 @@ def _execute(job: Job, channel: Channel) -> None:
         except BaseException as exc:  # noqa: BLE001
             channel.send({"k": "harness", "err": failure(exc, (HARNESS_FILENAME,))})
             return
-    snapshots = _snapshots(harness)
+    _watch_harness_modules(job.harness_modules)
     _seed(job.seed)
     module, error = _load_candidate(job)
     _settrace(None)
@@ -355,7 +340,7 @@ def _execute(job: Job, channel: Channel) -> None:
     channel.send({"k": "load"})
     _seed(job.seed)
     _run_tests(job, harness, guard, channel)
-    changed = _guard_module.find_change(snapshots, _dict_version)
+    changed = _watch.changed(_modules)
     if changed is not None:
         channel.send({"k": "tamper", "what": changed})
 

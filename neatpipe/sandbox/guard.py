@@ -17,10 +17,12 @@ everything here reads type internals through descriptors taken from ``type`` its
 
 from __future__ import annotations
 
+import array
 import collections
 import sys
 import types
 from collections.abc import Callable, Iterable, Iterator
+from operator import eq as _eq
 from operator import is_ as _is
 from typing import Any
 
@@ -221,60 +223,108 @@ class Guard:
 
 # -- module integrity --------------------------------------------------------------------------
 
-DictVersion = Callable[[dict], int]
-Snapshot = tuple[str, dict, tuple, tuple, int]
+Snapshot = tuple[str, dict, tuple, tuple]
 
 
-def dict_version_reader() -> DictVersion | None:
-    """A reader of a dict's PEP 509 version tag, or None where this interpreter lacks a usable one.
+class DictVersions:
+    """Reads a dict's PEP 509 version tag through ctypes, touching only the dict's header.
 
-    CPython bumps ``ma_version_tag`` on every change to a dict. Reading it through ctypes touches
-    only the dict's header, whereas comparing values one by one increments each value's reference
-    count, which in a forked child copies every page those objects live on (hundreds of page faults,
-    most of a program's run time). The reader is checked on a probe dict before it is trusted.
+    CPython bumps ``ma_version_tag`` on every change to a dict. Comparing a module's values one by
+    one instead increments each value's reference count, which in a forked child copies every page
+    those objects live on: hundreds of page faults, a large share of a short program's run time.
+    :meth:`create` checks the layout on a probe dict and returns None where it does not hold.
     """
-    if sys.implementation.name != "cpython":
+
+    def __init__(self, offset: int, read: Callable[[int], Any]) -> None:
+        self.offset = offset
+        self._read = read
+
+    def address(self, namespace: dict) -> int:
+        return id(namespace) + self.offset
+
+    def at(self, address: int) -> int:
+        return self._read(address).value
+
+    def of(self, namespace: dict) -> int:
+        return self.at(self.address(namespace))
+
+    @classmethod
+    def create(cls) -> DictVersions | None:
+        if sys.implementation.name != "cpython":
+            return None
+        try:
+            import ctypes
+
+            versions = cls(3 * ctypes.sizeof(ctypes.c_ssize_t), ctypes.c_uint64.from_address)
+            probe = {"a": 1}
+            before, again = versions.of(probe), versions.of(probe)
+            probe["a"] = 2
+            changed = versions.of(probe)
+            del probe["a"]
+            if before == again and changed != before and versions.of(probe) != changed:
+                return versions
+        except Exception:  # noqa: BLE001 - any surprise: compare values instead
+            pass
         return None
-    try:
-        import ctypes
-
-        offset = 3 * ctypes.sizeof(ctypes.c_ssize_t)  # ob_refcnt, ob_type, ma_used
-        read = ctypes.c_uint64.from_address
-
-        def version(namespace: dict) -> int:
-            return read(id(namespace) + offset).value
-
-        probe = {"a": 1}
-        before, again = version(probe), version(probe)
-        probe["a"] = 2
-        changed = version(probe)
-        del probe["a"]
-        if before == again and changed != before and version(probe) != changed:
-            return version
-    except Exception:  # noqa: BLE001 - any surprise: fall back to full comparison
-        pass
-    return None
 
 
-def snapshot(module: types.ModuleType, version: DictVersion | None = None) -> Snapshot:
-    """What each non-dunder name of ``module`` points to right now (and the dict's version tag)."""
+def snapshot(module: types.ModuleType) -> Snapshot:
+    """What each non-dunder name of ``module`` points to right now."""
     namespace = module.__dict__
     keys = tuple(k for k in namespace if type(k) is str and not k.startswith("__"))
-    tag = version(namespace) if version is not None else -1
-    return (module.__name__, namespace, keys, tuple(map(namespace.get, keys)), tag)
+    return (module.__name__, namespace, keys, tuple(map(namespace.get, keys)))
 
 
-def find_change(snapshots: Iterable[Snapshot], version: DictVersion | None = None) -> str | None:
-    """``"math.isclose"`` for the first name rebound or deleted since its snapshot, else None.
-
-    With a version reader, unchanged dicts are recognised from their header alone.
-    """
-    for name, namespace, keys, values, tag in snapshots:
-        if version is not None and version(namespace) == tag:
-            continue
+def find_change(snapshots: Iterable[Snapshot]) -> str | None:
+    """``"math.isclose"`` for the first name rebound or deleted since its snapshot, else None."""
+    for name, namespace, keys, values in snapshots:
         if all(map(_is, map(namespace.get, keys), values)):
             continue
         for key, value in zip(keys, values, strict=True):
             if namespace.get(key) is not value:
                 return f"{name}.{key}"
     return None
+
+
+class ModuleWatch:
+    """Modules whose names the tests rely on, and a check that none was rebound or replaced.
+
+    Also remembers which module object ``sys.modules`` held for each name: a program that swaps
+    in a fake module before a test imports it is caught too. The common case, nothing changed,
+    reads only the dicts' version tags (see :class:`DictVersions`).
+    """
+
+    def __init__(self, versions: DictVersions | None) -> None:
+        self._versions = versions
+        self._snapshots: list[Snapshot] = []
+        self._addresses = array.array("Q")
+        self._tags = array.array("Q")
+        self._registered: list[tuple[str, types.ModuleType]] = []
+        self.names: set[str] = set()
+
+    def add(self, module: types.ModuleType, registered: bool = False) -> None:
+        """Watch ``module``'s names; with ``registered``, also its entry in ``sys.modules``."""
+        if registered:
+            self._registered.append((module.__name__, module))
+        if module.__name__ in self.names:
+            return
+        self.names.add(module.__name__)
+        self._snapshots.append(snapshot(module))
+        if self._versions is not None:
+            self._addresses.append(self._versions.address(module.__dict__))
+            self._tags.append(self._versions.of(module.__dict__))
+
+    def _unchanged(self) -> bool:
+        versions = self._versions
+        if versions is None:
+            return False
+        return all(map(_eq, map(versions.at, self._addresses), self._tags))
+
+    def changed(self, modules: dict[str, Any]) -> str | None:
+        """What was changed (``"math.isclose"``, ``"sys.modules['math']"``), or None."""
+        for name, module in self._registered:
+            if modules.get(name) is not module:
+                return f"sys.modules[{name!r}]"
+        if self._unchanged():
+            return None
+        return find_change(self._snapshots)

@@ -17,6 +17,7 @@ The worker never runs untrusted code itself and never decodes anything a child w
 from __future__ import annotations
 
 import builtins
+import dis
 import faulthandler
 import fcntl
 import gc
@@ -97,13 +98,33 @@ def _compile_error(exc: BaseException) -> dict[str, Any]:
     return {"type": type(exc).__name__, "msg": str(exc), "tb": text, "line": None}
 
 
+def imported_modules(code: types.CodeType) -> tuple[str, ...]:
+    """The modules ``code`` imports anywhere (nested functions included), parent packages first."""
+    names: list[str] = []
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        for instruction in dis.get_instructions(current):
+            if instruction.opname == "IMPORT_NAME":
+                parts = str(instruction.argval).split(".")
+                names += [".".join(parts[: i + 1]) for i in range(len(parts))]
+        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    return tuple(dict.fromkeys(names))
+
+
+Compiled = tuple[types.CodeType | None, dict[str, Any] | None, tuple[str, ...]]
+NOTHING: Compiled = (None, None, ())
+
+
 @lru_cache(maxsize=4096)
-def _compile(source: str, filename: str) -> tuple[types.CodeType | None, dict[str, Any] | None]:
-    """Trusted code (harness, tests) compiled once per worker; a compile error becomes a failure."""
+def _compile(source: str, filename: str) -> Compiled:
+    """Trusted code (harness, tests) compiled once per worker, with the modules it imports (which the
+    child watches for tampering); a compile error becomes a failure."""
     try:
-        return compile(source, filename, "exec", dont_inherit=True), None
+        code = compile(source, filename, "exec", dont_inherit=True)
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
-        return None, _compile_error(exc)
+        return None, _compile_error(exc), ()
+    return code, None, imported_modules(code)
 
 
 class Worker:
@@ -156,18 +177,18 @@ class Worker:
         The worker deliberately does no more than this per program: after each fork every page it
         writes costs a page fault, so parsing and classifying happen in the pool.
         """
-        harness_source = spec["harness"]
-        harness, harness_error = (
-            _compile(harness_source, HARNESS_FILENAME) if harness_source else (None, None)
+        harness, harness_error, modules = (
+            _compile(spec["harness"], HARNESS_FILENAME) if spec["harness"] else NOTHING
         )
         tests = []
         for index, (source, _name) in enumerate(spec["tests"], 1):
-            code, error = _compile(source, test_filename(index))
+            code, error, imports = _compile(source, test_filename(index))
             tests.append((code, source, error))
+            modules += imports
         job = self.child.Job(
-            code=spec["code"], harness=harness, harness_error=harness_error, tests=tests,
-            entry_point=spec["entry_point"], seed=spec["seed"], stop_on_failure=spec["stop_on_failure"],
-            token=token, flushers=self.flushers,
+            code=spec["code"], harness=harness, harness_error=harness_error, harness_modules=modules,
+            tests=tests, entry_point=spec["entry_point"], seed=spec["seed"],
+            stop_on_failure=spec["stop_on_failure"], token=token, flushers=self.flushers,
         )  # fmt: skip
         return self._execute(job, spec["timeout_s"])
 
