@@ -425,7 +425,9 @@ def finish_setup(
 ) -> IsolationReport:
     """Decide the per-child steps, verify them in a probe child, and report what is active."""
     plan.baseline_bytes = _address_space()
-    plan.max_fd = min(int(os.sysconf("SC_OPEN_MAX")), 1 << 20)
+    # closerange() walks every number up to this where there is no close_range(2) (macOS)
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    plan.max_fd = soft if 0 < soft < 1 << 16 else 1 << 16  # RLIM_INFINITY may read as -1
     _plan_pid_namespace(plan, options, rec)
     _plan_privileges(plan, options, uid, rec)
     _create_workdir(plan)
@@ -492,6 +494,9 @@ def _probe(plan: Plan, limits: Limits, rec: Recorder) -> None:
     The process limit and the parent-death signal depend on whether the privilege drop works, so
     they are planned again after each failure.
     """
+    if not plan.baseline_bytes:
+        plan.rlimits.discard("as")
+        rec.fail("rlimit_as", "cannot measure the worker's address space (no /proc/self/statm)")
     for name in _STEP_FEATURES:
         if _STEP_FEATURES[name] in plan.rlimits:
             rec.on(name)
@@ -610,6 +615,13 @@ def _own_workdir(plan: Plan) -> None:
     os.chmod(plan.workdir, 0o700)
 
 
+def remove_workdir(plan: Plan) -> None:
+    """At worker exit: delete the directory made for the working directory (a private /tmp simply
+    disappears with the mount namespace)."""
+    if plan.workdir and not plan.private_tmp:
+        _remove(os.path.dirname(plan.workdir))
+
+
 def reset_workdir(plan: Plan) -> None:
     """Empty the working directory and restore its owner and mode, whatever the program did.
 
@@ -662,7 +674,7 @@ def _remove(path: str) -> None:
 def _step(name: str, function: object, *args: object) -> None:
     try:
         function(*args)  # type: ignore[operator]
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, AttributeError) as exc:  # AttributeError: a call this system lacks
         raise SetupError(name, exc) from None
 
 
@@ -716,8 +728,12 @@ def prepare_child(plan: Plan, files: ChildFiles, rlimits: tuple[tuple[str, int, 
 
 def _drop_to(uid: int) -> None:
     os.setgroups([])
-    os.setresgid(uid, uid, uid)
-    os.setresuid(uid, uid, uid)
+    if hasattr(os, "setresuid"):
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+    else:  # macOS: setgid/setuid as root set the real, effective and saved ids
+        os.setgid(uid)
+        os.setuid(uid)
 
 
 # -- fallback clean-up, when programs do not get their own PID namespace -----------------------------

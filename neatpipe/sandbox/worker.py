@@ -281,6 +281,7 @@ class Worker:
                 pass
         if self.plan.pidns_fd is None:
             isolation.kill_strays(None)
+        isolation.remove_workdir(self.plan)
         os._exit(0)
 
     def _reap(self, pid: int) -> tuple[int, Any] | None:
@@ -438,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         worker.serve(proto_in)
     except BrokenPipeError:  # the pool went away while we answered
         pass
+    finally:
+        isolation.remove_workdir(worker.plan)
     return 0
 
 
