@@ -180,7 +180,7 @@ def test_a_sleeping_program_times_out_on_time(sandbox: Sandbox) -> None:
     start = time.monotonic()
     result = run(sandbox, "import time\ndef f():\n    time.sleep(30)", "f()", timeout_s=0.5)
     assert (result.status, result.error_type, result.failing_test) == (Status.TIMEOUT, "Timeout", "f()")
-    assert result.duration_s < 0.8 and time.monotonic() - start < 2
+    assert result.duration_s < 1.0 and time.monotonic() - start < 3
 
 
 def test_run_many_keeps_input_order_and_reports_progress(sandbox: Sandbox) -> None:
