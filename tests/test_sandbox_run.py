@@ -139,6 +139,10 @@ def test_random_is_seeded_before_loading_and_before_the_tests(sandbox: Sandbox) 
     assert untouched == sandbox.run(Program("import random; random.random()", tests, seed=5)).stdout
 
 
+def test_programs_get_the_cyclic_garbage_collector(sandbox: Sandbox) -> None:
+    assert sandbox.run(Program("import gc\nassert gc.isenabled()")).passed
+
+
 def test_hashing_is_deterministic_across_workers(sandbox: Sandbox) -> None:
     programs = [Program("print(hash('neatpipe'), list({'a', 'b', 'c', 'd'}))")] * 6
     assert len({r.stdout for r in sandbox.run_many(programs)}) == 1

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import gc
 import linecache
 import mmap
 import sys
@@ -55,6 +56,7 @@ RESERVE_BYTES = 1 << 20  # address space set aside so that a MemoryError can sti
 
 # Private references, taken when the worker loads this module, before any candidate code exists.
 _modules = sys.modules
+_gc_enable = gc.enable
 _settrace = sys.settrace
 _setprofile = sys.setprofile
 _str_copy = str.__str__
@@ -356,6 +358,7 @@ def _flush(flushers: Iterable[Callable[[], object]]) -> None:
 def run(job: Job) -> NoReturn:
     """Run ``job`` in this (child) process, report over :data:`RESULT_FD` and exit."""
     try:
+        _gc_enable()  # the worker runs without the cyclic collector; programs get the usual one
         channel = Channel(RESULT_FD, job.token)
         _execute(job, channel)
         _flush(job.flushers)

@@ -56,6 +56,7 @@ WATCHED = (
 )  # fmt: skip
 
 RESULT_PIPE_BYTES = 1 << 20
+GC_EVERY = 1000  # programs between two collections in the worker
 KILL_WAIT_S = 5.0
 IDLE_CHECK_S = 2.0  # how often an idle worker checks that its pool is still alive
 
@@ -151,6 +152,7 @@ class Worker:
         signal.signal(signal.SIGTERM, self._terminate)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
         self.running: int | None = None  # the pid of the program being run
+        self.handled = 0
         self.report = isolation.finish_setup(
             self.plan, self.limits, self.options, config.get("uid"), recorder
         )
@@ -352,6 +354,9 @@ class Worker:
         except Exception:  # noqa: BLE001 - one bad request must not take the worker down
             answer = {"id": message["id"], "error": traceback.format_exc()[-3000:]}
         self.send(answer)
+        self.handled += 1
+        if self.handled % GC_EVERY == 0:
+            gc.collect()  # the collector is off in the worker (see __init__): sweep now and then
 
 
 def _site_builtins() -> None:
