@@ -242,6 +242,7 @@ class Worker:
     def _fork(self, job: Any, files: isolation.ChildFiles, timeout_s: float) -> tuple[int, float]:
         """Fork the child (PID 1 of a fresh PID namespace when available); returns (pid, start time)."""
         isolation.enter_pid_namespace(self.plan)
+        gc.freeze()  # O(1); the child's collector then never walks (and copies) the worker's objects
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:
@@ -355,8 +356,10 @@ class Worker:
             answer = {"id": message["id"], "error": traceback.format_exc()[-3000:]}
         self.send(answer)
         self.handled += 1
-        if self.handled % GC_EVERY == 0:
-            gc.collect()  # the collector is off in the worker (see __init__): sweep now and then
+        if self.handled % GC_EVERY == 0:  # the collector is off in the worker: sweep now and then
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
 
 
 def _site_builtins() -> None:
