@@ -9,7 +9,8 @@ computed or reported.
 Order of execution (see :mod:`neatpipe.sandbox.program` for the contract):
 
 1. seed ``random`` (and numpy when loaded), run the trusted harness in its own namespace whose
-   builtins are a private copy, and record what the modules the tests rely on contain;
+   builtins are a private copy, and add the modules it imports to the watch (the worker already
+   snapshotted ``builtins`` and the common standard modules);
 2. seed again, compile and run the candidate as module ``__candidate__`` (file ``<candidate>``);
 3. export the entry point and the other public candidate names the harness lacks, each callable
    wrapped by :class:`~neatpipe.sandbox.guard.Guard`;
@@ -18,8 +19,9 @@ Order of execution (see :mod:`neatpipe.sandbox.program` for the contract):
    with status 0.
 
 Running the harness before the candidate means every module object the tests use is bound before
-untrusted code runs. Every message carries the program's random token; the worker accepts a pass only
-from a complete, well-ordered sequence of messages followed by a clean exit.
+untrusted code runs. Every message carries the program's random token; the pool accepts a pass only
+from a complete, well-ordered sequence of messages followed by a clean exit (see
+:mod:`neatpipe.sandbox.classify`).
 """
 
 from __future__ import annotations

@@ -8,12 +8,14 @@ Expensive steps happen once per worker, so that each program costs one ``fork``:
 * ``PR_SET_NO_NEW_PRIVS``, ``PR_SET_CHILD_SUBREAPER`` and ``RLIMIT_CORE=0`` on the worker.
 
 Per program the worker only points the PID namespace of its next child at a fresh one (two system
-calls, a few microseconds) and forks. The child then starts a new session, wires its file descriptors,
-sets RLIMIT_AS/CPU/FSIZE/NPROC, drops to an unprivileged uid (root) or drops every capability (user
-namespace), and asks to be killed if the worker dies.
+calls, a few microseconds) and forks. The child then leads its own process group, wires its file
+descriptors, sets RLIMIT_AS/CPU/FSIZE/NPROC, drops to an unprivileged uid (root) or drops every
+capability (user namespace), and, where nothing else would clean up after a dead worker, asks to be
+killed with it.
 
 Everything that fails is recorded, never raised: the worker reports what is really active (see
-:mod:`neatpipe.sandbox.report`) and falls back to rlimits, sessions and the subreaper.
+:mod:`neatpipe.sandbox.report`) and falls back to rlimits, process groups and the subreaper, whose
+orphans :func:`kill_strays` finds in ``/proc``.
 """
 
 from __future__ import annotations
@@ -56,7 +58,6 @@ class Plan:
     rlimits: set[str] = field(default_factory=lambda: {"as", "cpu", "fsize"})
     process_group: bool = True
     pdeathsig: bool = False
-    subreaper: bool = False
     private_tmp: bool = False
     workdir: str = ""  # the same path for every program of a worker, emptied after each one
     baseline_bytes: int = 0
@@ -234,6 +235,8 @@ def _expose(directories: list[str], rec: Recorder) -> None:
                 _linux.mount(os.path.join(staging, str(i)), os.path.join(parent, name), None, _linux.MS_MOVE)
                 os.rmdir(os.path.join(staging, str(i)))
             exposed.append(f"{parent} (showing only {', '.join(names)})")
+    if os.path.isdir(staging):
+        os.rmdir(staging)
     if exposed:
         rec.note("privilege_drop", "hidden behind a tmpfs: " + "; ".join(exposed))
 
@@ -244,7 +247,7 @@ def setup_namespaces(limits: Limits, options: Isolation, rec: Recorder, director
     ``directories`` are the interpreter's library directories, which programs must be able to read.
     """
     plan = Plan()
-    _worker_wide_settings(plan, rec)
+    _worker_wide_settings(rec)
     names = ("user_namespace", "network_namespace", "mount_namespace", "readonly_filesystem", "private_tmp")
     if not _linux.AVAILABLE or not options.namespaces:
         reason = (
@@ -288,7 +291,7 @@ def setup_namespaces(limits: Limits, options: Isolation, rec: Recorder, director
     return plan
 
 
-def _worker_wide_settings(plan: Plan, rec: Recorder) -> None:
+def _worker_wide_settings(rec: Recorder) -> None:
     """Settings every child inherits: no core dumps, no privilege gain, adoption of orphans."""
     try:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -308,7 +311,6 @@ def _worker_wide_settings(plan: Plan, rec: Recorder) -> None:
             rec.on(name)
         except OSError as exc:
             rec.off(name, f"prctl failed: {_reason(exc)}")
-    plan.subreaper = rec.is_on("subreaper")
 
 
 # -- worker start-up, part 2: after preloading --------------------------------------------------
@@ -479,7 +481,12 @@ def _disable(plan: Plan, step: str, reason: str, rec: Recorder) -> None:
         plan.uid, plan.drop_caps = None, False
     elif step == "parent_death_signal":
         plan.pdeathsig = False
-    elif step == "pid_namespace":
+    elif step == "pid_namespace" and plan.pidns_fd is not None:
+        try:  # children must be born in the worker's own namespace again, not the probe's dead one
+            _linux.setns(plan.pidns_fd, _linux.CLONE_NEWPID)
+        except OSError:
+            pass
+        os.close(plan.pidns_fd)
         plan.pidns_fd = None
     elif step == "process_group":
         plan.process_group = False

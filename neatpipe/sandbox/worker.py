@@ -1,17 +1,15 @@
 """A sandbox worker: a fresh interpreter that forks one isolated child per program.
 
-Started by :class:`~neatpipe.sandbox.Sandbox` as ``python -c <bootstrap> CONFIG`` (never forked from
-the caller, which may hold torch and gigabytes of memory). At start-up it sets up the namespaces
-while still single-threaded, preloads the modules programs commonly import, loads private copies of
-the child runner and the guard, snapshots the modules the tests rely on, and reports which isolation
-features are active. Then it reads requests (JSON lines) from fd 0 and answers on fd 1, one program
-at a time:
+Started by :class:`~neatpipe.sandbox.Sandbox` as ``python -S -c <bootstrap> DIR CONFIG`` (never
+forked from the caller, which may hold torch and gigabytes of memory). At start-up it sets up the
+namespaces while still single-threaded, preloads the modules programs commonly import, loads private
+copies of the child runner and the guard, snapshots the modules the tests rely on, and reports which
+isolation features are active. Then it reads requests (JSON lines) from the pool and answers, one
+program at a time: create the result pipe and two memfds for stdout/stderr, point the next child at
+a fresh PID namespace, fork, wait for SIGCHLD or the deadline (then SIGKILL), read what came back,
+empty the working directory, and send the raw observations; the pool parses and classifies them.
 
-create the result pipe and two memfds for stdout/stderr, make the working directory, point the next
-child at a fresh PID namespace, fork, wait for SIGCHLD or the deadline (then SIGKILL), read what the
-child reported, clean up, classify, answer.
-
-The worker never runs untrusted code itself and never decodes anything a child wrote except JSON.
+The worker never runs untrusted code itself and never decodes what a child wrote.
 """
 
 from __future__ import annotations
@@ -195,16 +193,17 @@ class Worker:
         return self._execute(job, spec["timeout_s"])
 
     def _capture_file(self, name: str) -> int:
+        """An anonymous file for a captured stream (an unlinked one, next to the working directory,
+        where there is no memfd)."""
         if hasattr(os, "memfd_create"):
             return os.memfd_create(name)
-        path = os.path.join(
-            os.path.dirname(self.plan.workdir), f".{name}"
-        )  # not inside the program's directory
+        path = os.path.join(os.path.dirname(self.plan.workdir), f".{name}")
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         os.unlink(path)
         return fd
 
     def _execute(self, job: Any, timeout_s: float) -> dict[str, Any]:
+        """Fork, supervise and clean up after one child; the raw observations."""
         read_end, write_end = os.pipe()
         if hasattr(fcntl, "F_SETPIPE_SZ"):
             try:
@@ -221,11 +220,8 @@ class Worker:
             if self.plan.pidns_fd is None:
                 isolation.kill_strays(pid)
             channel = _read_all(read_end, 4 * RESULT_PIPE_BYTES)
-            limit = self.limits.output_bytes
-            (stdout, stdout_bytes), (stderr, stderr_bytes) = (
-                _read_capture(out, limit),
-                _read_capture(err, limit),
-            )
+            stdout, stdout_bytes = _read_capture(out, self.limits.output_bytes)
+            stderr, stderr_bytes = _read_capture(err, self.limits.output_bytes)
         finally:
             for fd in (read_end, write_end, out, err):
                 if fd >= 0:
