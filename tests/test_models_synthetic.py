@@ -473,3 +473,20 @@ def test_token_estimates_budget_and_stop_strings(humaneval, checker) -> None:
     assert "return" not in cut.text and full.text.startswith(cut.text)
     record = c.calls[-1]  # the call log sees the estimates like any backend's counts
     assert (record.requests, record.completion_tokens) == (1, cut.completion_tokens)
+
+
+def test_a_bare_prompt_without_headings_is_still_recognised(humaneval, checker) -> None:
+    c = coder("coder-3b", humaneval, checker)
+    problem = humaneval["HumanEval/7"]
+    answer = c.answers([ChatRequest.user("Complete this function:\n\n" + problem.prompt)])[0]
+    assert (answer.role, answer.task_id) == ("generator", "HumanEval/7")
+
+
+def test_each_candidate_runs_once(humaneval, checker) -> None:
+    c = coder("small-1.5b", humaneval, checker)
+    requests = [ChatRequest(generator_messages(p, 0), temperature=0.5, seed=11) for p in list(humaneval)[:30]]
+    c.answers(requests)
+    before = checker.programs_run
+    again = coder("small-1.5b", humaneval, checker)
+    again.answers(requests)
+    assert checker.programs_run == before

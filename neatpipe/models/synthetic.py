@@ -1189,6 +1189,7 @@ class _ProblemIndex:
         for p in self.problems:
             self.by_text.setdefault(_norm(p.task_text), []).append(p)
             self.by_prompt.setdefault(_norm(p.prompt), []).append(p)
+        self.prompts = [(_norm(p.prompt), p) for p in self.problems if p.prompt.strip()]
 
     @staticmethod
     def _pick(candidates: Sequence[Problem], user: str) -> Problem:
@@ -1210,7 +1211,7 @@ class _ProblemIndex:
             if described:
                 return self._pick(described, user)
         text = _norm(user)
-        found = [p for p in self.problems if _norm(p.prompt) and _norm(p.prompt) in text]
+        found = [p for prompt, p in self.prompts if prompt in text]
         if not found:
             return None
         longest = max(len(p.prompt) for p in found)
