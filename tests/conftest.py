@@ -37,3 +37,12 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def mbpp_path(shared_data: Path) -> Path:
     return shared_data / "sanitized-mbpp.json"
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """One warm sandbox pool shared by the tests that only need programs run (not pool behaviour)."""
+    from neatpipe.sandbox import Sandbox
+
+    with Sandbox() as pool:
+        yield pool
