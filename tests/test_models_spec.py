@@ -56,11 +56,13 @@ def test_openai_base_url_and_model():
     )
 
 
-def test_synthetic_is_reserved_parses_but_does_not_load():
+def test_synthetic_specs_load_through_the_registry():
     spec = parse_spec({"spec": "synthetic:strong", "pass_rate": 0.6})
     assert spec == SyntheticSpec(preset="strong", options=(("pass_rate", 0.6),))
-    with pytest.raises(BackendUnavailableError, match="synthetic.*not built"):
+    with pytest.raises(SpecError, match="strong"):  # unknown preset: the error names it
         load_backend(spec)
+    backend = load_backend("synthetic:coder-1.5b")
+    assert backend.kind == "synthetic" and "synthetic" in backend.identity()
 
 
 @pytest.mark.parametrize("spec", ["hf:a/b", "ollama:q:1b", "openai:https://h:1/v1#m", "synthetic:p"])

@@ -1,9 +1,8 @@
 """``load_backend``: a spec in, a ready backend out (wrapped in the completion cache when one is given).
 
 Backend kinds map to loader functions by dotted name, so a kind's heavy imports happen only when it is
-used. Adding a kind (the synthetic coder, later) means: a spec class in :mod:`neatpipe.models.spec`
-(``SyntheticSpec`` exists already), a module with ``load(spec, *, pool=None) -> Backend``, and one line in
-``LOADERS``. Until then ``synthetic:`` specs parse but do not load.
+used. Adding a kind means: a spec class in :mod:`neatpipe.models.spec`, a module with
+``load(spec, *, pool=None) -> Backend``, and one line in ``LOADERS``.
 """
 
 from __future__ import annotations
@@ -24,12 +23,13 @@ LOADERS: Mapping[str, str] = MappingProxyType(
         "hf": "neatpipe.models.hf:load_hf",
         "ollama": "neatpipe.models.served:load_ollama",
         "openai": "neatpipe.models.served:load_openai",
+        "synthetic": "neatpipe.models.synthetic:load_synthetic",
     }
 )
 
 
 def available_kinds() -> tuple[str, ...]:
-    """Kinds that load now (``synthetic`` is parsed but not built yet)."""
+    """Kinds that ``load_backend`` can build."""
     return tuple(k for k in KINDS if k in LOADERS)
 
 
