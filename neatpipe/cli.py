@@ -13,6 +13,9 @@ import sys
 
 # Modules that contribute subcommands, in the order they appear in --help.
 _COMMAND_MODULES = (
+    "neatpipe.evolve.cli",
+    "neatpipe.runtime.cli",
+    "neatpipe.analysis.cli",
     "neatpipe.sandbox.cli",
     "neatpipe.perf.cli",
     "neatpipe.genome.cli",
