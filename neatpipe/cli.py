@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     except CLIError as exc:
         print(f"neatpipe: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 1
     except KeyboardInterrupt:
         print("neatpipe: interrupted", file=sys.stderr)
         return 130

@@ -95,3 +95,20 @@ def test_trim_completion_stops_at_tests_and_main_blocks() -> None:
     text = "    return a + b\n\nif __name__ == '__main__':\n    main()\n"
     assert trim_completion(text) == "    return a + b\n"
     assert trim_completion("    return helper(a)\n\ndef helper(x):\n    return x\n").count("def helper") == 1
+
+
+@pytest.mark.parametrize(
+    "broken_tail",
+    ["    return a +", "    return (a,", "print(add(1, 2)", ")"],
+)
+def test_a_broken_last_code_line_is_kept_so_the_answer_stays_a_syntax_error(broken_tail: str) -> None:
+    text = "def add(a, b):\n    c = a + b\n" + broken_tail + "\n"
+    code = extract_code(text, "add")
+    assert broken_tail in code
+    with pytest.raises(SyntaxError):
+        compile(code, "<answer>", "exec")
+
+
+def test_trailing_prose_after_unfenced_code_is_still_dropped() -> None:
+    text = "def add(a, b):\n    return a + b\n\nThis adds the two numbers.\nIt runs in O(1) time.\n"
+    assert extract_code(text, "add") == "def add(a, b):\n    return a + b\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 
 _THINK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.DOTALL | re.IGNORECASE)
 _FENCE_OPEN = re.compile(r"^[ \t]*(```|~~~)[ \t]*([\w+#.-]*)[^\n]*$", re.MULTILINE)
@@ -57,10 +58,13 @@ def fenced_blocks(text: str) -> list[tuple[str, str]]:
 
 
 def _parses(code: str) -> bool:
-    try:
-        ast.parse(code)
-    except (SyntaxError, ValueError):
-        return False
+    with warnings.catch_warnings():  # invalid escapes such as "\w" warn at parse time; they still run
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            ast.parse(code)
+        except (SyntaxError, ValueError):
+            return False
     return True
 
 
@@ -77,13 +81,27 @@ def _unfenced(text: str) -> str:
     if start is None:
         return text.strip() + "\n" if _parses(text) and text.strip() else ""
     lines = lines[start:]
-    for end in range(len(lines), 0, -1):  # drop trailing prose lines one by one
+    # drop trailing prose lines one by one, never a line that looks like code: a broken last line of
+    # code stays, so the answer fails as the SyntaxError it is instead of becoming a different program
+    for end in range(len(lines), 0, -1):
         candidate = "\n".join(lines[:end]).rstrip() + "\n"
         if _parses(candidate) or _parses("def _f():\n" + candidate):
             return candidate
-    return (
-        "\n".join(lines).rstrip() + "\n"
-    )  # nothing parses: return the code as written (a SyntaxError to report)
+        last = lines[end - 1]
+        if last.strip() and (
+            _CODE_START.match(last) or last.startswith((" ", "\t")) or _looks_like_code(last)
+        ):
+            break
+    return "\n".join(lines).rstrip() + "\n"  # nothing parses: the code as written (a SyntaxError to report)
+
+
+def _looks_like_code(line: str) -> bool:
+    """A top-level line that is code rather than a sentence: brackets closing, a call, a keyword."""
+    stripped = line.strip()
+    return stripped[:1] in ")]}#" or bool(
+        re.match(r"^(return|print|assert|raise|for|while|if|elif|else|try|except|finally|with)\b", stripped)
+        or re.match(r"^[\w.]+\(.*\)$", stripped)
+    )
 
 
 def extract_code(text: str | None, entry_point: str | None = None) -> str:
@@ -115,7 +133,10 @@ def extract_code(text: str | None, entry_point: str | None = None) -> str:
 
 def _only_definitions(code: str) -> bool:
     """True for a block of imports, functions, classes and constants (not a usage example)."""
-    tree = ast.parse(code)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        tree = ast.parse(code)
     allowed = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign)
     return bool(tree.body) and all(isinstance(n, allowed) for n in tree.body)
 

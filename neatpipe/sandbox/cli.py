@@ -34,8 +34,32 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
+def _add_check(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "check",
+        help="run a benchmark's reference solutions (or model samples) through assembly and the sandbox",
+        description=(
+            "Assemble every reference solution of the benchmark, written as a model would answer in the "
+            "given style, run it against the hidden tests and print passed/total and each failure. With "
+            '--samples, check model answers from a JSONL file instead (one {"task_id": ..., '
+            '"completion": ...} object per line, each completion in either style). Exit status 0 '
+            "when everything passed."
+        ),
+    )
+    parser.add_argument("--benchmark", choices=("humaneval", "mbpp"), required=True)
+    parser.add_argument("--style", choices=("completion", "chat"), default=None,
+                        help="answer style of the references (default: both, one after the other); "
+                        "with --samples it fixes the style instead of detecting it per answer")  # fmt: skip
+    parser.add_argument("--samples", type=Path, default=None, metavar="FILE.jsonl",
+                        help="model answers to check instead of the references")  # fmt: skip
+    parser.add_argument("--mbpp", type=Path, default=None, metavar="PATH",
+                        help="sanitized-mbpp.json (default: $NEATPIPE_DATA_DIR or the user cache)")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.set_defaults(func=_check)
+
+
 # name -> function adding that subcommand's parser
-_SUBCOMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {"run": _add_run}
+_SUBCOMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {"run": _add_run, "check": _add_check}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,6 +90,51 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(format_result(result.to_dict()))
     return 0 if result.passed else 1
+
+
+def _check(args: argparse.Namespace) -> int:
+    from neatpipe.bench import BenchmarkDataError, load_benchmark
+    from neatpipe.bench.check import SamplesFileError, check_references, check_samples
+    from neatpipe.cli import CLIError
+    from neatpipe.sandbox import Sandbox
+
+    if args.mbpp is not None and args.benchmark != "mbpp":
+        raise CLIError("--mbpp is only used with --benchmark mbpp")
+    try:
+        problems = (
+            load_benchmark("mbpp", args.mbpp) if args.benchmark == "mbpp" else load_benchmark("humaneval")
+        )
+    except (BenchmarkDataError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+    reports = []
+    with Sandbox() as sandbox:
+        if args.samples is not None:
+            try:
+                reports.append(check_samples(problems, args.samples, sandbox, style=args.style or "auto"))
+            except SamplesFileError as exc:
+                raise CLIError(str(exc)) from None
+        else:
+            for style in (args.style,) if args.style else ("completion", "chat"):
+                reports.append(check_references(problems, style, sandbox))
+    if args.json:
+        data = [r.to_dict() for r in reports]
+        print(json.dumps(data[0] if len(data) == 1 else {"reports": data}, indent=2))
+    else:
+        for report in reports:
+            print(format_report(report.to_dict()))
+    return 0 if all(r.passed == r.total for r in reports) else 1
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """passed/total of a check and one line per failure (the ``CheckReport.to_dict()`` form)."""
+    lines = [f"{report['benchmark']}, {report['checked']}: {report['passed']}/{report['total']} passed"]
+    for f in report["failures"]:
+        what = f["status"] + (f" ({f['error_type']})" if f.get("error_type") else "")
+        detail = f": {f['message']}" if f.get("message") else ""
+        lines.append(f"  FAIL {f['task_id']}: {what}{detail}")
+        if f.get("failing_test"):
+            lines.append(f"       failing test: {f['failing_test']}")
+    return "\n".join(lines)
 
 
 def format_result(result: dict[str, Any]) -> str:
