@@ -1,1 +1,72 @@
+"""Evolution: fitness with a complexity penalty, the evaluator (repeats, reuse of earlier results,
+racing, subsets per generation), neat-python's fitness function and champion validation.
 
+>>> from neatpipe.evolve import Evaluator, Penalty, SubsetSchedule, neat_fitness_function
+>>> evaluator = Evaluator(models, sandbox, penalty=Penalty(per_node=0.02), repeats=3)   # doctest: +SKIP
+>>> evaluation = evaluator.evaluate(genome, problems)                                   # doctest: +SKIP
+>>> population.run(neat_fitness_function(evaluator, SubsetSchedule(problems, 40, rotate=True)), 10)  # doctest: +SKIP
+"""
+
+from neatpipe.evolve.evaluator import (
+    FEEDBACK_POLICIES,
+    Evaluator,
+    GenerationRecord,
+    NeatFitness,
+    ProblemResult,
+    RaceRound,
+    Racing,
+    ResultStore,
+    SubsetSchedule,
+    ValidationResult,
+    derive_seed,
+    neat_fitness_function,
+    problem_digest,
+    repeat_seeds,
+    result_from_trajectory,
+    result_key,
+    validate_champions,
+)
+from neatpipe.evolve.fitness import (
+    BOUNDS,
+    EVALUATION_FORMAT,
+    NO_PENALTY,
+    PENALTY_KINDS,
+    STUDY_PENALTY,
+    Evaluation,
+    Penalty,
+    fitness_of,
+    hoeffding_interval,
+    mean_sd,
+    wilson_interval,
+)
+
+__all__ = [
+    "BOUNDS",
+    "EVALUATION_FORMAT",
+    "FEEDBACK_POLICIES",
+    "NO_PENALTY",
+    "PENALTY_KINDS",
+    "STUDY_PENALTY",
+    "Evaluation",
+    "Evaluator",
+    "GenerationRecord",
+    "NeatFitness",
+    "Penalty",
+    "ProblemResult",
+    "RaceRound",
+    "Racing",
+    "ResultStore",
+    "SubsetSchedule",
+    "ValidationResult",
+    "derive_seed",
+    "fitness_of",
+    "hoeffding_interval",
+    "mean_sd",
+    "neat_fitness_function",
+    "problem_digest",
+    "repeat_seeds",
+    "result_from_trajectory",
+    "result_key",
+    "validate_champions",
+    "wilson_interval",
+]
