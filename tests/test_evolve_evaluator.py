@@ -320,6 +320,16 @@ def test_racing_with_top_k_keeps_k_genomes(solo) -> None:
     assert [k for k, e in out.items() if len(e.problems) == 40] == [1, 2]
 
 
+def test_racing_margin_keeps_close_genomes(solo) -> None:
+    genomes, runner = race_setup(solo, [0.95, 0.9, 0.1, 0.05])
+    out = evaluator(runner).evaluate_population(
+        genomes, toy_problems(40), racing=Racing(first=10, margin=1.0)
+    )
+    assert all(len(e.problems) == 40 for e in out.values())  # nobody is that far behind
+    with pytest.raises(ValueError):
+        Racing(margin=-0.1)
+
+
 def test_racing_slice_sizes() -> None:
     assert Racing(first=10).sizes(80) == [10, 20, 40, 80]
     assert Racing(first=10, growth=1.5).sizes(30) == [10, 15, 23, 30]

@@ -228,6 +228,8 @@ class Racing:
     dropped and keeps the evaluation it has. Survivors get ``growth`` times more problems next
     round, until the whole set is used. The genome with the highest current fitness is never
     dropped: its upper bound is at least its mean, which is at least everyone's lower bound.
+    ``margin`` (optional) also keeps every genome whose current fitness is within ``margin`` of
+    the best current fitness, whatever the bounds say.
     """
 
     first: int = 10
@@ -236,6 +238,7 @@ class Racing:
     bound: str = "wilson"
     top_k: int = 1
     shuffle: bool = True  # race on a seeded shuffle of the problems, so slices are not benchmark order
+    margin: float | None = None
 
     def __post_init__(self) -> None:
         if self.first < 1:
@@ -248,6 +251,8 @@ class Racing:
             raise ValueError(f"racing: top_k must be at least 1, got {self.top_k}")
         if not 0 < self.confidence < 1:
             raise ValueError(f"racing: confidence must be between 0 and 1, got {self.confidence}")
+        if self.margin is not None and self.margin < 0:
+            raise ValueError(f"racing: margin must not be negative, got {self.margin}")
 
     def sizes(self, total: int) -> list[int]:
         """Slice sizes round by round for ``total`` problems."""
@@ -604,7 +609,13 @@ class Evaluator:
                 lo, hi = ev.interval(racing.confidence, racing.bound)
                 lower[h], upper[h] = lo - ev.penalty, hi - ev.penalty
             threshold = sorted(lower.values(), reverse=True)[racing.top_k - 1]
-            dropped = tuple(h for h in alive if upper[h] < threshold)
+            best = max(latest[h].fitness for h in alive)
+            dropped = tuple(
+                h
+                for h in alive
+                if upper[h] < threshold
+                and (racing.margin is None or latest[h].fitness < best - racing.margin)
+            )
             self.last_race.append(RaceRound(size, len(alive), dropped, threshold))
             alive = [h for h in alive if h not in dropped]
         return latest
