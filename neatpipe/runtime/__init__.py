@@ -1,1 +1,107 @@
+"""The runtime: genome -> plan -> batched run over problems -> trajectories.
 
+>>> from neatpipe.runtime import compile_plan, run_pipeline, write_trajectories    # doctest: +SKIP
+>>> run = run_pipeline(genome, problems, {"coder": backend}, sandbox, seed=0)     # doctest: +SKIP
+>>> write_trajectories("runs/x/trajectories.jsonl", run.trajectories)             # doctest: +SKIP
+
+Names are loaded on first use: :mod:`neatpipe.genome` imports :mod:`neatpipe.runtime.prompts`, and the
+runner imports the genome package, so importing them eagerly here would be circular.
+See ``docs/runtime.md``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "STEP_KINDS": "plan",
+    "Plan": "plan",
+    "Step": "plan",
+    "compile_plan": "plan",
+    "FEEDBACK_POLICIES": "runner",
+    "GENOME_POLICY": "runner",
+    "PipelineError": "runner",
+    "PipelineRun": "runner",
+    "StepStats": "runner",
+    "normalised_code": "runner",
+    "request_seed": "runner",
+    "run_pipeline": "runner",
+    "FORMAT": "trajectory",
+    "FeedbackResult": "trajectory",
+    "FinalResult": "trajectory",
+    "HiddenResult": "trajectory",
+    "StageIteration": "trajectory",
+    "StageTrace": "trajectory",
+    "TraceStep": "trajectory",
+    "Trajectory": "trajectory",
+    "TrajectoryError": "trajectory",
+    "read_trajectories": "trajectory",
+    "write_trajectories": "trajectory",
+}
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
+    from neatpipe.runtime.plan import STEP_KINDS, Plan, Step, compile_plan
+    from neatpipe.runtime.runner import (
+        FEEDBACK_POLICIES,
+        GENOME_POLICY,
+        PipelineError,
+        PipelineRun,
+        StepStats,
+        normalised_code,
+        request_seed,
+        run_pipeline,
+    )
+    from neatpipe.runtime.trajectory import (
+        FORMAT,
+        FeedbackResult,
+        FinalResult,
+        HiddenResult,
+        StageIteration,
+        StageTrace,
+        TraceStep,
+        Trajectory,
+        TrajectoryError,
+        read_trajectories,
+        write_trajectories,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'neatpipe.runtime' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"neatpipe.runtime.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+__all__ = [
+    "FEEDBACK_POLICIES",
+    "FORMAT",
+    "FeedbackResult",
+    "FinalResult",
+    "GENOME_POLICY",
+    "HiddenResult",
+    "PipelineError",
+    "PipelineRun",
+    "Plan",
+    "STEP_KINDS",
+    "StageIteration",
+    "StageTrace",
+    "Step",
+    "StepStats",
+    "TraceStep",
+    "Trajectory",
+    "TrajectoryError",
+    "compile_plan",
+    "normalised_code",
+    "read_trajectories",
+    "request_seed",
+    "run_pipeline",
+    "write_trajectories",
+]

@@ -1,0 +1,703 @@
+"""Runs a pipeline genome over a batch of problems: one model call per node step, one sandbox batch per
+executor step, never a loop over problems calling a model.
+
+>>> run = run_pipeline(genome, problems, {"qwen2.5-coder-1.5b": backend}, sandbox, seed=0)   # doctest: +SKIP
+>>> run.pass_rate, run.requests, run.wall_s                                                 # doctest: +SKIP
+
+How each step runs (all problems of the batch at once; see ``docs/runtime.md``):
+
+* generate: one ``generate`` call with every problem's request; the candidate is the code extracted
+  from the answer (the raw text is kept in the trajectory).
+* select: the inputs' candidates of every problem run on the visible tests in one sandbox batch
+  (strategy ``visible-tests``); per problem the candidate with the best (all visible tests passed,
+  visible tests passed, agreement, shortest code, smallest code) wins, so input order never matters.
+* stage (executor, optional analyzer, refiner; ``iterations`` k, ``early_stop``): for i in 1..k the
+  current candidates of the still-active problems run on the feedback tests (one sandbox batch); with
+  early stopping a problem whose candidate passes leaves the loop; the analyzer (one call) explains the
+  failures and the refiner (one call) rewrites the code. Candidates from the last refinement get a
+  closing check on the feedback tests, so every candidate of a stage has a feedback verdict.
+
+Every candidate any step emits also runs on the hidden tests (one batch at the end of the run) so the
+trajectory says whether it passes; the candidate that reaches the output, scored so, is pass@1.
+
+Program runs are memoised within a run by (problem, test set, time limit, code): the same code is never
+run twice on the same tests, so a sandbox batch may be smaller than the number of active problems.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from neatpipe.bench.assemble import assemble
+from neatpipe.bench.extract import extract_code
+from neatpipe.bench.problem import Problem
+from neatpipe.genome.fileio import LoadedGenome
+from neatpipe.genome.genes import NodeGene
+from neatpipe.genome.genome import PipelineGenome
+from neatpipe.models.base import Backend
+from neatpipe.models.types import MAX_SEED, ChatMessage, ChatRequest, Completion
+from neatpipe.runtime.messages import (
+    analyzer_messages,
+    generator_messages,
+    refiner_messages,
+    result_error_type,
+)
+from neatpipe.runtime.plan import Plan, Step, compile_plan
+from neatpipe.runtime.trajectory import (
+    TEXT_LIMIT,
+    FeedbackResult,
+    FinalResult,
+    HiddenResult,
+    StageIteration,
+    StageTrace,
+    TraceStep,
+    Trajectory,
+)
+from neatpipe.sandbox.program import ExecResult
+
+#: Values of ``run_pipeline(feedback=...)``: force visible or hidden feedback for every executor, or
+#: ``None`` to use each executor gene's own ``feedback`` (recorded as ``"genome"``).
+FEEDBACK_POLICIES = ("visible", "hidden", None)
+GENOME_POLICY = "genome"
+
+Progress = Callable[[str, int, int], None]
+
+
+class PipelineError(ValueError):
+    """A pipeline cannot run with what it was given (a model missing from the pool, bad arguments)."""
+
+
+def request_seed(seed: int, task_id: str, node: int, iteration: int) -> int:
+    """The sampling seed of one request: a hash of (run seed, task id, node key, iteration).
+
+    The same run seed gives the same requests (so the completion cache hits and runs reproduce);
+    another run seed gives other samples at temperature > 0.
+    """
+    digest = hashlib.sha256(f"{seed}\x00{task_id}\x00{node}\x00{iteration}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & MAX_SEED
+
+
+# -- results ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """Cost of one node step of a run (all problems together).
+
+    ``kind`` is ``model`` (one backend call: ``requests`` requests, ``cache_hits`` of them served by
+    the cache) or ``sandbox`` (one sandbox batch: ``requests`` programs asked for, ``programs_run``
+    actually run after the in-run memo). Tokens count every completion, cached or not.
+    """
+
+    label: str
+    node: str
+    role: str
+    iteration: int
+    kind: str
+    requests: int
+    cache_hits: int = 0
+    programs_run: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    wall_s: float = 0.0
+
+
+@dataclass
+class PipelineRun:
+    """The outcome of ``run_pipeline``: one trajectory per problem (input order) and the run's cost.
+
+    Cost figures: ``requests`` is every model request the pipeline made (what the pipeline costs,
+    independent of any cache); ``model_calls`` the requests a model actually answered (cache misses)
+    and ``cache_hits`` the rest; ``backend_calls`` the ``generate`` calls (one per model node step).
+    ``prompt_tokens``/``completion_tokens`` count every completion, cached or not, so a score's cost
+    never depends on the state of a cache. ``programs_run`` counts sandbox programs actually run.
+    """
+
+    trajectories: list[Trajectory]
+    plan: Plan
+    label: str
+    genome: str
+    feedback: str
+    seed: int
+    repeat: int
+    synthetic: bool
+    steps: list[StepStats] = field(default_factory=list)
+    requests: int = 0
+    model_calls: int = 0
+    cache_hits: int = 0
+    backend_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    sandbox_batches: int = 0
+    programs_run: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def passed(self) -> int:
+        return sum(t.passed for t in self.trajectories)
+
+    @property
+    def total(self) -> int:
+        return len(self.trajectories)
+
+    @property
+    def pass_rate(self) -> float:
+        return self.passed / self.total if self.total else 0.0
+
+    @property
+    def passed_ids(self) -> list[str]:
+        return [t.task_id for t in self.trajectories if t.passed]
+
+    def summary(self) -> dict[str, Any]:
+        """The run's numbers, for logs and JSON output."""
+        return {
+            "label": self.label,
+            "genome": self.genome,
+            "feedback": self.feedback,
+            "seed": self.seed,
+            "repeat": self.repeat,
+            "synthetic": self.synthetic,
+            "passed": self.passed,
+            "total": self.total,
+            "pass_rate": self.pass_rate,
+            "requests": self.requests,
+            "model_calls": self.model_calls,
+            "cache_hits": self.cache_hits,
+            "backend_calls": self.backend_calls,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "sandbox_batches": self.sandbox_batches,
+            "programs_run": self.programs_run,
+            "wall_s": self.wall_s,
+        }
+
+
+# -- the run ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Rec:
+    """A trajectory step under construction (``hidden`` is filled after the final scoring batch)."""
+
+    node: str
+    role: str
+    iteration: int
+    model: str | None
+    code: str
+    text: str = ""
+    feedback_result: FeedbackResult | None = None
+    scored: bool = False  # whether ``code`` is a candidate this step emitted (gets a hidden verdict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached: bool = False
+    duration_s: float = 0.0
+    selected: str | None = None
+
+
+@dataclass
+class _StageRec:
+    step: Step
+    feedback: str
+    codes: list[str]
+    visible: list[bool | None]
+
+
+def _is_synthetic(backend: Any) -> bool:
+    seen = 0
+    while backend is not None and seen < 10:
+        if getattr(backend, "synthetic", False):
+            return True
+        backend = getattr(backend, "inner", None)
+        seen += 1
+    return False
+
+
+def _feedback_of(result: ExecResult, source: str, total: int) -> FeedbackResult:
+    return FeedbackResult(
+        source=source,
+        status=result.status.value,
+        error_type=result_error_type(result),
+        failing_test=result.failing_test,
+        tests_passed=result.tests_passed,
+        tests_total=total,
+    )
+
+
+def normalised_code(code: str) -> str:
+    """The form selectors compare candidates by: the ``ast.dump`` of the code with docstrings
+    removed (so comments, blank lines, formatting and docstrings do not count); for code that does
+    not parse, its non-blank lines with trailing spaces removed."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return "\n".join(line.rstrip() for line in code.splitlines() if line.strip())
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            body = node.body
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, annotate_fields=False)
+
+
+class _Runner:
+    def __init__(
+        self,
+        plan: Plan,
+        problems: Sequence[Problem],
+        models: Mapping[str, Backend],
+        sandbox: Any,
+        policy: str | None,
+        seed: int,
+        progress: Progress | None,
+    ) -> None:
+        self.plan, self.problems, self.models, self.sandbox = plan, list(problems), models, sandbox
+        self.policy, self.seed, self.progress = policy, seed, progress
+        n = len(self.problems)
+        self.cands: dict[int, list[str]] = {}
+        self.recs: list[list[_Rec]] = [[] for _ in range(n)]
+        self.stages: list[list[_StageRec]] = [[] for _ in range(n)]
+        self.memo: dict[tuple[int, str, float, str], ExecResult] = {}
+        self.stats: list[StepStats] = []
+        self.sandbox_batches = 0
+        self.programs_run = 0
+
+    # -- the two costly operations ------------------------------------------------------------------
+
+    def execute(
+        self, label: str, node: str, role: str, iteration: int, items: Sequence[tuple[int, str, str, float]]
+    ) -> list[ExecResult]:
+        """Results of (problem index, code, test set, time limit) items: one sandbox batch for the
+        ones the run has not executed yet, none when every item is memoised."""
+        t0 = time.perf_counter()
+        todo: dict[tuple[int, str, float, str], Any] = {}
+        for i, code, tests, limit in items:
+            key = (i, tests, limit, code)
+            if key not in self.memo and key not in todo:
+                todo[key] = assemble(
+                    self.problems[i], code, tests=tests, extract=False, seed=self.seed, timeout_s=limit
+                )
+        if todo:
+            results = self.sandbox.run_many(list(todo.values()))
+            if len(results) != len(todo):
+                raise RuntimeError(f"sandbox returned {len(results)} results for {len(todo)} programs")
+            self.memo.update(zip(todo, results, strict=True))
+            self.sandbox_batches += 1
+            self.programs_run += len(todo)
+        self.stats.append(
+            StepStats(
+                label,
+                node,
+                role,
+                iteration,
+                "sandbox",
+                requests=len(items),
+                programs_run=len(todo),
+                wall_s=time.perf_counter() - t0,
+            )
+        )
+        return [self.memo[(i, tests, limit, code)] for i, code, tests, limit in items]
+
+    def call(
+        self,
+        label: str,
+        gene: NodeGene,
+        name: str,
+        iteration: int,
+        items: Sequence[tuple[int, Sequence[ChatMessage]]],
+    ) -> list[Completion]:
+        """One ``generate`` call on ``gene``'s model with one request per (problem index, messages)."""
+        backend = self.models[str(gene.model)]
+        requests = [
+            ChatRequest(
+                messages=tuple(msgs),
+                temperature=float(gene.temperature or 0.0),
+                max_tokens=int(gene.max_tokens or 512),
+                seed=request_seed(self.seed, self.problems[i].task_id, gene.key, iteration),
+            )
+            for i, msgs in items
+        ]
+        t0 = time.perf_counter()
+        completions = backend.generate(requests)
+        self.stats.append(
+            StepStats(
+                label,
+                name,
+                gene.role.value,
+                iteration,
+                "model",
+                requests=len(requests),
+                cache_hits=sum(c.cached for c in completions),
+                prompt_tokens=sum(c.prompt_tokens for c in completions),
+                completion_tokens=sum(c.completion_tokens for c in completions),
+                wall_s=time.perf_counter() - t0,
+            )
+        )
+        return completions
+
+    def _model_rec(
+        self, name: str, gene: NodeGene, iteration: int, code: str, c: Completion, scored: bool
+    ) -> _Rec:
+        return _Rec(
+            node=name,
+            role=gene.role.value,
+            iteration=iteration,
+            model=gene.model,
+            code=code,
+            text=c.text[:TEXT_LIMIT],
+            scored=scored,
+            prompt_tokens=c.prompt_tokens,
+            completion_tokens=c.completion_tokens,
+            cached=c.cached,
+            duration_s=c.latency_s,
+        )
+
+    # -- steps --------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        total = len(self.plan.steps) + 1
+        for done, step in enumerate(self.plan.steps, start=1):
+            {"generate": self.generate, "select": self.select, "stage": self.stage}[step.kind](step)
+            if self.progress is not None:
+                self.progress(step.name, done, total)
+        self.score()
+        if self.progress is not None:
+            self.progress("hidden tests", total, total)
+
+    def generate(self, step: Step) -> None:
+        gene = step.gene
+        items = [(i, generator_messages(p, gene.prompt or 0)) for i, p in enumerate(self.problems)]
+        completions = self.call(step.name, gene, step.name, 0, items) if items else []
+        codes = []
+        for i, c in enumerate(completions):
+            code = extract_code(c.text, self.problems[i].entry_point)
+            codes.append(code)
+            self.recs[i].append(self._model_rec(step.name, gene, 0, code, c, scored=True))
+        self.cands[step.node] = codes
+
+    def select(self, step: Step) -> None:
+        names = [self.plan.names[k] for k in step.inputs]
+        by_problem = [[self.cands[k][i] for k in step.inputs] for i in range(len(self.problems))]
+        use_tests = step.gene.strategy == "visible-tests"
+        results: dict[tuple[int, str], ExecResult] = {}
+        if use_tests:
+            items = [
+                (i, code, "visible", self.problems[i].time_limit_s)
+                for i, codes in enumerate(by_problem)
+                for code in dict.fromkeys(codes)
+            ]
+            for (i, code, _, _), r in zip(
+                items, self.execute(step.name, step.name, "selector", 0, items), strict=True
+            ):
+                results[(i, code)] = r
+        chosen = []
+        for i, codes in enumerate(by_problem):
+            forms = [normalised_code(c) for c in codes]
+
+            def rank(j: int, i: int = i, codes: list[str] = codes, forms: list[str] = forms) -> tuple:
+                agreement = sum(1 for f in forms if f == forms[j]) - 1
+                tests: tuple = ()
+                if use_tests:
+                    r = results[(i, codes[j])]
+                    tests = (not r.passed, -r.tests_passed)
+                return (*tests, -agreement, len(codes[j]), codes[j], names[j])
+
+            best = min(range(len(codes)), key=rank)
+            code = codes[best]
+            chosen.append(code)
+            result = results.get((i, code))
+            fb = _feedback_of(result, "visible", len(self.problems[i].visible_tests)) if result else None
+            self.recs[i].append(
+                _Rec(
+                    node=step.name,
+                    role="selector",
+                    iteration=0,
+                    model=None,
+                    code=code,
+                    feedback_result=fb,
+                    scored=True,
+                    duration_s=result.duration_s if result else 0.0,
+                    selected=names[best],
+                )
+            )
+        self.cands[step.node] = chosen
+
+    def stage(self, step: Step) -> None:
+        gene, executor, analyzer = step.gene, step.executor, step.analyzer
+        assert executor is not None
+        source = self.policy or str(executor.feedback)
+        limit = float(executor.time_limit or 5.0)
+        exec_name = step.executor_name or "executor"
+        current = list(self.cands[step.inputs[0]])
+        records = [_StageRec(step, source, [current[i]], [None]) for i in range(len(self.problems))]
+        for i, r in enumerate(records):
+            self.stages[i].append(r)
+        k = int(gene.iterations or 1)
+
+        def check(active: list[int], iteration: int) -> dict[int, ExecResult]:
+            items = [(i, current[i], source, limit) for i in active]
+            out = dict(
+                zip(active, self.execute(exec_name, exec_name, "executor", iteration, items), strict=True)
+            )
+            for i, res in out.items():
+                tests = (
+                    self.problems[i].visible_tests if source == "visible" else self.problems[i].hidden_tests
+                )
+                self.recs[i].append(
+                    _Rec(
+                        node=exec_name,
+                        role="executor",
+                        iteration=iteration,
+                        model=None,
+                        code=current[i],
+                        feedback_result=_feedback_of(res, source, len(tests)),
+                        duration_s=res.duration_s,
+                    )
+                )
+                records[i].visible[iteration] = res.passed
+            return out
+
+        active = list(range(len(self.problems)))
+        closed = False
+        for it in range(1, k + 1):
+            results = check(active, it - 1)
+            if gene.early_stop:
+                active = [i for i in active if not results[i].passed]
+            if not active:
+                closed = True
+                break
+            analyses: dict[int, str] = {}
+            if analyzer is not None:
+                a_name = step.analyzer_name or "analyzer"
+                items = [
+                    (
+                        i,
+                        analyzer_messages(
+                            self.problems[i],
+                            analyzer.prompt or 0,
+                            current[i],
+                            results[i],
+                            feedback_source=source,
+                        ),
+                    )
+                    for i in active
+                ]
+                for i, c in zip(active, self.call(a_name, analyzer, a_name, it, items), strict=True):
+                    analyses[i] = c.text
+                    self.recs[i].append(self._model_rec(a_name, analyzer, it, current[i], c, scored=False))
+            items = [
+                (
+                    i,
+                    refiner_messages(
+                        self.problems[i],
+                        gene.prompt or 0,
+                        current[i],
+                        results[i],
+                        analyses.get(i),
+                        feedback_source=source,
+                    ),
+                )
+                for i in active
+            ]
+            for i, c in zip(active, self.call(step.name, gene, step.name, it, items), strict=True):
+                current[i] = extract_code(c.text, self.problems[i].entry_point)
+                self.recs[i].append(self._model_rec(step.name, gene, it, current[i], c, scored=True))
+                records[i].codes.append(current[i])
+                records[i].visible.append(None)
+        if not closed and active:
+            check(active, k)  # the closing check of the last refinement's candidates
+        self.cands[step.node] = current
+
+    def score(self) -> None:
+        """Every candidate on the hidden tests, in one batch."""
+        items = []
+        for i, p in enumerate(self.problems):
+            codes = [r.code for r in self.recs[i] if r.scored]
+            codes += [c for st in self.stages[i] for c in st.codes]
+            codes.append(self.cands[self.plan.output][i])
+            items += [(i, c, "hidden", p.time_limit_s) for c in dict.fromkeys(codes)]
+        self.execute("hidden tests", "output", "score", 0, items)
+
+    def hidden(self, i: int, code: str) -> ExecResult:
+        return self.memo[(i, "hidden", self.problems[i].time_limit_s, code)]
+
+    # -- trajectories -------------------------------------------------------------------------------
+
+    def trajectories(self, meta: dict[str, Any]) -> list[Trajectory]:
+        out = []
+        for i, p in enumerate(self.problems):
+            steps = []
+            for r in self.recs[i]:
+                hidden = None
+                if r.scored:
+                    h = self.hidden(i, r.code)
+                    hidden = HiddenResult(h.passed, h.status.value, result_error_type(h))
+                steps.append(
+                    TraceStep(
+                        node=r.node,
+                        role=r.role,
+                        iteration=r.iteration,
+                        model=r.model,
+                        code=r.code,
+                        text=r.text,
+                        feedback_result=r.feedback_result,
+                        hidden=hidden,
+                        prompt_tokens=r.prompt_tokens,
+                        completion_tokens=r.completion_tokens,
+                        cached=r.cached,
+                        duration_s=round(r.duration_s, 6),
+                        selected=r.selected,
+                    )
+                )
+            stages = []
+            for st in self.stages[i]:
+                its = []
+                for n, (code, vis) in enumerate(zip(st.codes, st.visible, strict=True)):
+                    h = self.hidden(i, code)
+                    its.append(StageIteration(n, h.passed, result_error_type(h), bool(vis)))
+                stages.append(
+                    StageTrace(
+                        node=st.step.name,
+                        early_stop=bool(st.step.gene.early_stop),
+                        max_iterations=int(st.step.gene.iterations or 1),
+                        feedback=st.feedback,
+                        iterations=tuple(its),
+                    )
+                )
+            final_code = self.cands[self.plan.output][i]
+            h = self.hidden(i, final_code)
+            model_steps = [r for r in self.recs[i] if r.model is not None]
+            out.append(
+                Trajectory(
+                    task_id=p.task_id,
+                    benchmark=p.benchmark,
+                    passed=h.passed,
+                    final=FinalResult(final_code, h.status.value, result_error_type(h), h.failing_test),
+                    steps=tuple(steps),
+                    stages=tuple(stages),
+                    prompt_tokens=sum(r.prompt_tokens for r in model_steps),
+                    completion_tokens=sum(r.completion_tokens for r in model_steps),
+                    model_calls=len(model_steps),
+                    duration_s=round(sum(r.duration_s for r in self.recs[i]), 6),
+                    **meta,
+                )
+            )
+        return out
+
+
+def run_pipeline(
+    genome: PipelineGenome | LoadedGenome | Plan,
+    problems: Sequence[Problem],
+    models: Mapping[str, Backend],
+    sandbox: Any,
+    *,
+    feedback: str | None = "visible",
+    seed: int = 0,
+    repeat: int = 0,
+    label: str | None = None,
+    progress: Progress | None = None,
+) -> PipelineRun:
+    """Runs ``genome`` (a genome, a genome read with its file's node ids, or a compiled plan) on every problem and scores the output on the hidden tests.
+
+    ``models`` maps the model-pool names the genome's nodes use to backends; ``sandbox`` is a started
+    :class:`~neatpipe.sandbox.Sandbox` (anything with ``run_many``). ``feedback`` is the run's feedback
+    policy: ``"visible"`` or ``"hidden"`` forces that test set for every executor, ``None`` uses each
+    executor gene's own ``feedback`` (recorded as ``"genome"``). ``seed`` derives every request's seed
+    (:func:`request_seed`) and the programs' seeds; ``repeat`` is recorded. ``label`` names the genome
+    in trajectories (default: the first 12 characters of its behaviour hash). ``progress(step, done,
+    total)`` is called after each plan step and after the final scoring.
+
+    Raises ``GenomeError`` for an invalid genome and ``PipelineError`` for a model name missing from
+    ``models`` (listing the pool), a bad feedback policy or seed, or duplicate task ids, all before
+    any model or program runs.
+    """
+    started = time.perf_counter()
+    if isinstance(genome, Plan):
+        plan = genome
+    elif isinstance(genome, LoadedGenome):
+        plan = compile_plan(genome.genome, genome.names)
+    else:
+        plan = compile_plan(genome)
+    if feedback not in FEEDBACK_POLICIES:
+        raise PipelineError(
+            f"feedback must be 'visible', 'hidden' or None (use the genome's), got {feedback!r}"
+        )
+    for name, value in (("seed", seed), ("repeat", repeat)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise PipelineError(f"{name} must be an integer >= 0, got {value!r}")
+    missing = {m: nodes for m, nodes in plan.model_nodes().items() if m not in models}
+    if missing:
+        pool = ", ".join(sorted(models)) or "empty"
+        detail = "; ".join(f"{m!r} (used by {', '.join(nodes)})" for m, nodes in sorted(missing.items()))
+        raise PipelineError(f"model(s) not in the model pool: {detail}; the pool has: {pool}")
+    problems = list(problems)
+    seen: set[str] = set()
+    for p in problems:
+        if not isinstance(p, Problem):
+            raise PipelineError(f"problems must be benchmark Problems, got {type(p).__name__}")
+        if p.task_id in seen:
+            raise PipelineError(f"problem {p.task_id!r} appears twice in the batch")
+        seen.add(p.task_id)
+    for s in plan.stages:  # the messages module checks this too, but only once a model has run
+        if s.executor is not None and feedback is None and s.executor.feedback not in ("visible", "hidden"):
+            raise PipelineError(f"executor {s.executor_name!r} has no valid feedback setting")
+
+    used = {m: models[m] for m in plan.models}
+    synthetic = any(_is_synthetic(b) for b in used.values())
+    runner = _Runner(plan, problems, models, sandbox, feedback, seed, progress)
+    runner.run()
+    policy = feedback if feedback is not None else GENOME_POLICY
+    meta = {
+        "genome": plan.genome_hash,
+        "label": label if label is not None else plan.genome_hash[:12],
+        "repeat": repeat,
+        "seed": seed,
+        "feedback": policy,
+        "synthetic": synthetic,
+        "models": {m: str(getattr(b, "label", type(b).__name__)) for m, b in used.items()},
+    }
+    trajectories = runner.trajectories(meta)
+    model_stats = [s for s in runner.stats if s.kind == "model"]
+    requests = sum(s.requests for s in model_stats)
+    hits = sum(s.cache_hits for s in model_stats)
+    return PipelineRun(
+        trajectories=trajectories,
+        plan=plan,
+        label=meta["label"],
+        genome=plan.genome_hash,
+        feedback=policy,
+        seed=seed,
+        repeat=repeat,
+        synthetic=synthetic,
+        steps=runner.stats,
+        requests=requests,
+        model_calls=requests - hits,
+        cache_hits=hits,
+        backend_calls=len(model_stats),
+        prompt_tokens=sum(s.prompt_tokens for s in model_stats),
+        completion_tokens=sum(s.completion_tokens for s in model_stats),
+        sandbox_batches=runner.sandbox_batches,
+        programs_run=runner.programs_run,
+        wall_s=time.perf_counter() - started,
+    )
+
+
+__all__ = [
+    "FEEDBACK_POLICIES",
+    "GENOME_POLICY",
+    "PipelineError",
+    "PipelineRun",
+    "StepStats",
+    "normalised_code",
+    "request_seed",
+    "run_pipeline",
+]
