@@ -34,9 +34,6 @@ bench: $(STAMP)
 	$(BIN)/neatpipe bench sandbox
 
 evolve: $(STAMP)
-	@$(BIN)/neatpipe evolve --help >/dev/null 2>&1 || { \
-		echo "make evolve: this version of neatpipe has no 'evolve' command yet (evolution runs are not built)."; \
-		echo "Available now: make test, make bench, neatpipe sandbox|validate|show|export|models|cache."; exit 2; }
 	$(BIN)/neatpipe evolve $(EXPERIMENT)
 
 clean:

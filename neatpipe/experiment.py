@@ -469,7 +469,7 @@ class PenaltySettings:
 
     kind: str = _f(
         "per-node",
-        "per-node: weight x model-calling nodes; per-call: weight x model calls per problem; "
+        "per-node: weight x nodes of the genome (every role); per-call: weight x model calls per problem; "
         "per-token: weight x thousands of tokens per problem",
         choices=PENALTY_KINDS,
     )

@@ -1,0 +1,116 @@
+"""``neatpipe evolve | report | compare``: thin layers over :func:`neatpipe.evolve.evolve`,
+:func:`neatpipe.evolve.report.write_report` and :func:`neatpipe.evolve.compare.compare_runs`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evolve",
+        help="run an evolution experiment (or resume one)",
+        description=(
+            "Evolve pipelines as the experiment file says; progress goes to stderr, everything the run "
+            "produces to its run directory. Stop it with Ctrl-C at any time and continue with --resume."
+        ),
+    )
+    p.add_argument(
+        "experiment", nargs="?", type=Path, metavar="EXPERIMENT", help="an experiments/*.yaml file"
+    )
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    p.add_argument("--generations", type=int, metavar="N", help="override budgets.generations")
+    p.add_argument(
+        "--out", type=Path, metavar="RUN_DIR", help="write the run here (default: from the experiment)"
+    )
+    p.add_argument("--no-report", action="store_true", help="do not write report.md/report.html at the end")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_evolve)
+
+    p = sub.add_parser("report", help="write report.md and report.html (with plots) for a run directory")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser(
+        "compare",
+        help="several runs or evaluations side by side, with separations and Welch's t-test",
+    )
+    p.add_argument("paths", nargs="+", type=Path, metavar="RUN_DIR", help="run or evaluation directories")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--markdown", action="store_true")
+    p.set_defaults(func=_compare)
+
+
+def _evolve(args: argparse.Namespace) -> int:
+    from neatpipe.cli import CLIError
+    from neatpipe.evolve.run import SetupError, evolve
+    from neatpipe.evolve.runlog import RunDirError
+    from neatpipe.experiment import ExperimentError
+
+    if args.experiment is None and args.resume is None:
+        raise CLIError("give an experiment file, or --resume RUN_DIR")
+    try:
+        run = evolve(
+            args.experiment,
+            resume=args.resume,
+            out=args.out,
+            generations=args.generations,
+            progress=not args.quiet,
+        )
+    except (ExperimentError, SetupError, RunDirError) as exc:
+        raise CLIError(str(exc)) from None
+    except KeyboardInterrupt:
+        where = getattr(evolve, "last_run_dir", None)
+        hint = f" with: neatpipe evolve --resume {where}" if where else ""
+        print(f"neatpipe: interrupted; the run is resumable{hint}", file=sys.stderr)
+        return 130
+    print(f"run directory: {run.run_dir}")
+    print(f"status: {run.status}")
+    if run.champion is not None:
+        tag = " [synthetic]" if run.synthetic else ""
+        print(f"champion: fitness {run.champion_fitness:.4f}{tag}  ->  {run.run_dir / 'champion.yaml'}")
+    for v in run.validation:
+        print(
+            f"validated {v['label']}: pass@1 {v['mean']:.3f} ± {v['sd']:.3f} on {v['problems']} held-out problems "
+            f"x {v['repeats']} repeats (search fitness {v['search_fitness']:.3f}, inflation {v['inflation']:+.3f})"
+        )
+    if not args.no_report and run.history:
+        from neatpipe.evolve.report import write_report
+
+        files = write_report(run.run_dir)
+        print(f"report: {files.markdown}  {files.html}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from neatpipe.cli import CLIError
+    from neatpipe.evolve.report import write_report
+    from neatpipe.evolve.runlog import RunDirError
+
+    try:
+        files = write_report(args.run_dir)
+    except RunDirError as exc:
+        raise CLIError(str(exc)) from None
+    print(f"wrote {files.markdown}, {files.html} and {len(files.plots)} plots")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    import json
+
+    from neatpipe.cli import CLIError
+    from neatpipe.evolve.compare import compare_runs, render_comparison
+    from neatpipe.evolve.runlog import RunDirError
+
+    try:
+        comparison = compare_runs(args.paths)
+    except RunDirError as exc:
+        raise CLIError(str(exc)) from None
+    if args.json:
+        print(json.dumps(comparison, indent=2))
+    else:
+        print(render_comparison(comparison, "markdown" if args.markdown else "text"))
+    return 0

@@ -1,0 +1,162 @@
+"""The run directory of an evolution run: its layout, the per-generation log, and reading it back.
+
+::
+
+    RUN_DIR/
+      experiment.yaml          the resolved experiment (every field explicit); --resume reads it
+      neat-config.ini          the neat-python config generated from it
+      generations.jsonl        one line per evaluated generation (GenerationLog)
+      genomes/gen-0007.yaml    the best genome of each generation (+ .graphml, .svg)
+      trajectories/gen-0007.jsonl.gz   trajectories of the genomes evaluated in that generation
+      evaluations.sqlite       every (genome, problem, repeat) result paid for, reused on resume
+      checkpoint.pkl.gz        the population of the next generation (atomic; see checkpoint.py)
+      champion.yaml/.graphml/.svg, validation.json, summary.json   written when the run ends
+      report.md, report.html, plots/   written by ``neatpipe report``
+
+Every file is written atomically (temporary file, then rename) or appended one whole line at a time,
+so a killed run never leaves a half-written file that reads as whole.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from neatpipe.genome.fileio import atomic_write_text
+
+EXPERIMENT_FILE = "experiment.yaml"
+NEAT_CONFIG_FILE = "neat-config.ini"
+GENERATIONS_FILE = "generations.jsonl"
+CHECKPOINT_FILE = "checkpoint.pkl.gz"
+EVALUATIONS_FILE = "evaluations.sqlite"
+SUMMARY_FILE = "summary.json"
+VALIDATION_FILE = "validation.json"
+GENOMES_DIR = "genomes"
+TRAJECTORIES_DIR = "trajectories"
+
+
+class RunDirError(RuntimeError):
+    """A run directory that is missing files or holds unreadable ones; names the path."""
+
+
+@dataclass(frozen=True)
+class GenerationLog:
+    """What one evaluated generation looked like."""
+
+    generation: int
+    best_fitness: float
+    mean_fitness: float
+    sd_fitness: float
+    best_pass_rate: float
+    best_genome: str  # behaviour hash of the generation's best genome
+    best_summary: str  # one line: roles and models of the best genome
+    species: int
+    species_sizes: list[int]
+    mean_nodes: float
+    best_nodes: int
+    best_model_calls: int  # worst-case model calls per problem of the best genome
+    problems: list[str]  # the task ids the generation was scored on
+    evaluations_paid: int  # (genome, problem, repeat) results computed in this generation
+    evaluations_reused: int  # results taken from earlier generations or identical genomes
+    prompt_tokens: int
+    completion_tokens: int
+    model_calls: int
+    cache_hits: int
+    elapsed_s: float  # since the run started (wall time of all sessions of the run)
+    synthetic: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def cache_hit_rate(self) -> float:
+        return self.cache_hits / self.model_calls if self.model_calls else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerationLog:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def append_line(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line and flush it to disk (a line is whole or absent after a crash)."""
+    line = json.dumps(record, sort_keys=True) + "\n"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every whole JSON line of ``path``; a torn last line (a crash mid-write) is ignored."""
+    if not path.exists():
+        return []
+    out = []
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if n == len(lines) and not line.endswith("\n"):
+                break  # torn last line
+            raise RunDirError(f"{path}, line {n}: not JSON ({exc.msg})") from None
+    return out
+
+
+def write_history(path: Path, records: Iterable[GenerationLog]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r.to_dict(), sort_keys=True) + "\n" for r in records))
+
+
+def read_history(run_dir: str | os.PathLike[str]) -> list[GenerationLog]:
+    """The generation records of a run, in order, one per generation (a repeated generation, from a
+    run resumed after a crash between its log line and its checkpoint, keeps its last line)."""
+    by_gen: dict[int, GenerationLog] = {}
+    for data in read_jsonl(Path(run_dir) / GENERATIONS_FILE):
+        record = GenerationLog.from_dict(data)
+        by_gen[record.generation] = record
+    return [by_gen[g] for g in sorted(by_gen)]
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: missing") from None
+    except json.JSONDecodeError as exc:
+        raise RunDirError(f"{path}: not JSON ({exc.msg})") from None
+
+
+def write_jsonl_gz(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """A gzipped JSONL file, written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as f:
+            for r in records:
+                f.write((json.dumps(r, sort_keys=True) + "\n").encode("utf-8"))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def generation_stem(generation: int) -> str:
+    return f"gen-{generation:04d}"

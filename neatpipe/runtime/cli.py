@@ -1,0 +1,229 @@
+"""``neatpipe evaluate``: run pipeline genomes on a benchmark with repeats, print pass@1 with its spread,
+the cost, and the refinement tables; write trajectories and the evaluation to a directory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score pipeline genomes on a benchmark (pass@1 with spread, tables, cost)",
+        description=(
+            "Run each GENOME on the benchmark's problems REPEATS times (different sampling seeds), score the "
+            "final candidates on the hidden tests, and print pass@1 (mean ± SD over repeats, bootstrap CI), "
+            "the cost, and the early-stopping, error-fix and transition tables. Models: the genome's model "
+            "names map to backend specs through --models FILE.yaml and/or --model NAME=SPEC."
+        ),
+    )
+    p.add_argument(
+        "genomes", nargs="+", type=Path, metavar="GENOME", help="genome files (YAML, JSON, GraphML)"
+    )
+    p.add_argument("--benchmark", choices=("humaneval", "mbpp"), default="humaneval")
+    p.add_argument(
+        "--mbpp", type=Path, metavar="PATH", help="sanitized-mbpp.json (default: data dir or cache)"
+    )
+    p.add_argument(
+        "--split", default="test", help="MBPP split: test (default), validation, train, prompt, all"
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--limit", type=int, metavar="N", help="N problems drawn by --seed (default: all)")
+    which.add_argument("--subset", type=Path, metavar="FILE", help="task ids, one per line or a JSON list")
+    p.add_argument("--repeats", type=int, default=1, metavar="K", help="evaluations with different seeds")
+    p.add_argument("--feedback", choices=("visible", "hidden", "genome"), default="visible",
+                   help="which tests executors report: visible (default), hidden (oracle), or each genome's own")  # fmt: skip
+    p.add_argument(
+        "--models", type=Path, metavar="POOL.yaml", help="model names -> backend specs (YAML mapping)"
+    )
+    p.add_argument("--model", action="append", default=[], metavar="NAME=SPEC", help="one more pool entry")
+    p.add_argument(
+        "--cache", default="off", metavar="PATH|default|off", help="completion cache (default off)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--out", type=Path, metavar="DIR", help="write trajectories.jsonl and evaluation.json here"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_evaluate)
+
+
+def read_model_pool(path: Path | None, pairs: list[str]) -> dict[str, Any]:
+    """Model names -> spec strings or mappings, from a YAML file and NAME=SPEC pairs (pairs win)."""
+    from neatpipe.cli import CLIError
+
+    pool: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise CLIError(f"cannot read model pool {path}: {exc}") from None
+        if isinstance(data, dict) and "models" in data and isinstance(data["models"], dict):
+            data = data["models"]  # an experiment file's models section works too
+        if not isinstance(data, dict):
+            raise CLIError(f"{path}: expected a mapping of model names to specs")
+        pool.update({str(k): v for k, v in data.items()})
+    for pair in pairs:
+        name, sep, spec = pair.partition("=")
+        if not sep or not name or not spec:
+            raise CLIError(f"--model {pair!r}: expected NAME=SPEC, e.g. coder=synthetic:coder-1.5b")
+        pool[name] = spec
+    return pool
+
+
+def _problems(args: argparse.Namespace) -> Any:
+    from neatpipe.bench import BenchmarkDataError, load_humaneval, load_mbpp, subset
+    from neatpipe.cli import CLIError
+
+    try:
+        problems = (
+            load_humaneval() if args.benchmark == "humaneval" else load_mbpp(args.mbpp, split=args.split)
+        )
+    except (BenchmarkDataError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+    if args.limit is not None:
+        if not 0 < args.limit <= len(problems):
+            raise CLIError(f"--limit must be between 1 and {len(problems)}, got {args.limit}")
+        return subset(problems, args.limit, seed=args.seed)
+    if args.subset is not None:
+        try:
+            text = args.subset.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CLIError(f"cannot read subset file {args.subset}: {exc}") from None
+        ids = (
+            json.loads(text)
+            if text.lstrip().startswith("[")
+            else [t.strip() for t in text.splitlines() if t.strip()]
+        )
+        unknown = [t for t in ids if t not in set(problems.task_ids)]
+        if unknown:
+            raise CLIError(f"{args.subset}: unknown task ids for {args.benchmark}: {', '.join(unknown[:5])}")
+        return problems.select(ids)
+    return problems
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from neatpipe.analysis import (
+        bootstrap_pass_at_1,
+        early_stopping_table,
+        error_fix_table,
+        load_trajectories,
+        transition_table,
+    )
+    from neatpipe.analysis.render import render
+    from neatpipe.cli import CLIError
+    from neatpipe.evolve.evaluator import Evaluator
+    from neatpipe.genome import GenomeError, load_genome
+    from neatpipe.models import load_backend
+    from neatpipe.models.errors import ModelError
+    from neatpipe.runtime.trajectory import write_trajectories
+    from neatpipe.sandbox import Sandbox
+
+    if args.repeats < 1:
+        raise CLIError(f"--repeats must be at least 1, got {args.repeats}")
+    loaded = []
+    for path in args.genomes:
+        try:
+            loaded.append((path, load_genome(path)))
+        except (GenomeError, OSError) as exc:
+            raise CLIError(str(exc)) from None
+    needed = sorted({g.model for _, lg in loaded for g in lg.nodes.values() if g.model})
+    pool = read_model_pool(args.models, args.model)
+    missing = [m for m in needed if m not in pool]
+    if missing:
+        raise CLIError(
+            f"the genomes use model(s) {', '.join(missing)} that the pool does not map; give them with "
+            f"--model NAME=SPEC or --models POOL.yaml (e.g. --model {missing[0]}=synthetic:coder-1.5b)"
+        )
+    problems = _problems(args)
+    cache = {"off": None, "default": True}.get(args.cache, args.cache)
+    try:
+        models = {name: load_backend(pool[name], cache) for name in needed}
+    except ModelError as exc:
+        raise CLIError(str(exc)) from None
+    runs: list[Any] = []
+    results = []
+    with Sandbox() as sandbox:
+        evaluator = Evaluator(
+            models,
+            sandbox,
+            feedback=None if args.feedback == "genome" else args.feedback,
+            repeats=args.repeats,
+            seed=args.seed,
+            result_cache=False,
+            on_run=runs.append,
+        )
+        for path, lg in loaded:
+            label = lg.description or path.stem
+            before = len(runs)
+            try:
+                evaluation = evaluator.evaluate(lg, problems, label=path.stem)
+            except ModelError as exc:
+                raise CLIError(str(exc)) from None
+            trajectories = [replace(t, label=path.stem) for run in runs[before:] for t in run.trajectories]
+            results.append((path, label, evaluation, trajectories))
+    for backend in models.values():
+        backend.close()
+
+    report: dict[str, Any] = {"benchmark": args.benchmark, "problems": len(problems), "evaluations": []}
+    out_dir = args.out
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        traj_path = (out_dir or Path(tmp)) / "trajectories.jsonl"
+        write_trajectories(traj_path, [t for *_, ts in results for t in ts])
+        sets = load_trajectories(traj_path)
+    text_parts = []
+    for path, label, ev, trajectories in results:
+        outcomes = [[bool(t.passed) for t in trajectories if t.repeat == r] for r in range(ev.repeats)]
+        ci = bootstrap_pass_at_1(outcomes if ev.repeats > 1 else outcomes[0], seed=args.seed)
+        ts = sets.get(path.stem)
+        tables = (
+            {
+                "early_stopping": early_stopping_table(ts.trajectories),
+                "error_fix": error_fix_table(ts.trajectories),
+                "transitions": transition_table(ts.trajectories),
+            }
+            if ts is not None
+            else {}
+        )
+        entry = ev.to_dict()
+        entry["file"] = str(path)
+        entry["bootstrap_ci"] = [ci.low, ci.high]
+        entry["tables"] = {k: v.to_dict() for k, v in tables.items()}
+        report["evaluations"].append(entry)
+        tag = "  [SYNTHETIC models]" if ev.synthetic else ""
+        sd = f" ± {ev.sd:.3f}" if ev.sd is not None else " (one evaluation: no spread)"
+        lines = [
+            f"== {path.stem}: {label}{tag}",
+            f"pass@1 {ev.mean:.3f}{sd} over {ev.repeats} repeat(s) of {len(problems)} {args.benchmark} problems "
+            f"(95% bootstrap CI {ci.low:.3f}-{ci.high:.3f}); feedback: {ev.feedback}",
+            f"fitness {ev.fitness:.3f} (penalty {ev.penalty:.3f}); cost: {ev.prompt_tokens:,} prompt + "
+            f"{ev.completion_tokens:,} completion tokens, {ev.model_calls:,} model requests "
+            f"({ev.cache_hits:,} from cache), {ev.wall_s:.1f} s",
+        ]
+        for key in ("early_stopping", "error_fix", "transitions"):
+            if key in tables:
+                lines += ["", render(tables[key], "text")]
+        text_parts.append("\n".join(lines))
+    if out_dir is not None:
+        from neatpipe.evolve.runlog import write_json
+
+        write_json(out_dir / "evaluation.json", report)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print("\n\n".join(text_parts))
+        if out_dir is not None:
+            print(
+                f"\nwrote {out_dir / 'trajectories.jsonl'} and {out_dir / 'evaluation.json'}", file=sys.stderr
+            )
+    return 0

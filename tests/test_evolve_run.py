@@ -1,0 +1,197 @@
+"""Evolution runs end to end with the synthetic coder: run directory, resume, determinism, report, compare,
+and the clear stop of an experiment whose models are not on the machine."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from neatpipe.cli import main
+from neatpipe.evolve import run as run_module
+from neatpipe.evolve.checkpoint import CheckpointError, load_checkpoint
+from neatpipe.evolve.run import EvolutionRun, evolve
+from neatpipe.evolve.runlog import read_history
+
+EXPERIMENT = """\
+format: neatpipe-experiment/1
+name: tiny-synthetic
+seed: {seed}
+benchmark: {{name: humaneval}}
+subset: {{size: 6, policy: rotating}}
+validation: {{size: 6, repeats: 2, champions: 2}}
+models:
+  coder: synthetic:coder-1.5b
+  small: synthetic:small-1.5b
+genome:
+  initial: minimal
+  max_nodes: 6
+  max_stages: 2
+  add_stage_rate: 0.5
+neat:
+  population: 6
+  compatibility_threshold: 1.0
+  target_species: 2
+fitness:
+  penalty: {{kind: per-node, weight: 0.02}}
+budget: {{generations: {generations}}}
+backend: {{cache: off}}
+"""
+
+
+def write_experiment(tmp_path: Path, seed: int = 0, generations: int = 3) -> Path:
+    path = tmp_path / f"exp-{seed}-{generations}.yaml"
+    path.write_text(EXPERIMENT.format(seed=seed, generations=generations))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> EvolutionRun:
+    tmp = tmp_path_factory.mktemp("evolve")
+    return evolve(write_experiment(tmp), out=tmp / "run", progress=False)
+
+
+def test_a_run_directory_holds_everything_the_run_produced(finished: EvolutionRun) -> None:
+    d = finished.run_dir
+    for name in ("experiment.yaml", "neat-config.ini", "generations.jsonl", "checkpoint.pkl.gz", "summary.json",
+                 "validation.json", "champion.yaml", "champion.graphml", "champion.svg", "evaluations.sqlite"):  # fmt: skip
+        assert (d / name).is_file(), name
+    history = read_history(d)
+    assert [r.generation for r in history] == [0, 1, 2]
+    for r in history:
+        assert (d / "genomes" / f"gen-{r.generation:04d}.yaml").is_file()
+        assert len(r.problems) == 6 and r.synthetic
+        with gzip.open(d / "trajectories" / f"gen-{r.generation:04d}.jsonl.gz", "rt") as f:
+            assert all(json.loads(line)["format"] == "neatpipe-trajectory/1" for line in f)
+    assert len({tuple(r.problems) for r in history}) > 1  # rotating subsets
+    assert history[0].evaluations_paid > 0
+    assert finished.status == "finished" and finished.synthetic
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["synthetic"] is True and summary["champion"]["hash"] == finished.champion.behaviour_hash()
+    assert finished.validation and all(v["repeats"] == 2 and v["problems"] == 6 for v in finished.validation)
+    assert load_checkpoint(d / "checkpoint.pkl.gz").generation == 3
+
+
+def test_the_run_reads_back_from_its_directory(finished: EvolutionRun) -> None:
+    again = EvolutionRun.load(finished.run_dir)
+    assert again.champion.behaviour_hash() == finished.champion.behaviour_hash()
+    assert [r.best_fitness for r in again.history] == [r.best_fitness for r in finished.history]
+    assert again.statistics["species"] == [r.species for r in finished.history]
+
+
+def test_same_seed_same_run_and_resume_pays_nothing_twice(tmp_path: Path, finished: EvolutionRun) -> None:
+    exp = write_experiment(tmp_path, generations=2)
+    first = evolve(exp, out=tmp_path / "r", progress=False)
+    reference = read_history(finished.run_dir)[:2]
+    assert [r.best_genome for r in first.history] == [r.best_genome for r in reference]
+    assert [r.best_fitness for r in first.history] == [r.best_fitness for r in reference]
+    # continue the same run to 3 generations: only generation 2 is new
+    resumed = evolve(resume=tmp_path / "r", generations=3, progress=False)
+    assert [r.generation for r in resumed.history] == [0, 1, 2]
+    assert [r.best_genome for r in resumed.history] == [r.best_genome for r in read_history(finished.run_dir)]
+
+
+def test_an_interrupted_generation_resumes_from_its_paid_evaluations(tmp_path: Path, monkeypatch) -> None:
+    exp = write_experiment(tmp_path, generations=2)
+    calls = {"n": 0}
+    real = run_module.append_line
+
+    def crash_after_first_generation(path, record):  # the process dies after generation 1 was paid for
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        real(path, record)
+
+    monkeypatch.setattr(run_module, "append_line", crash_after_first_generation)
+    with pytest.raises(KeyboardInterrupt):
+        evolve(exp, out=tmp_path / "r", progress=False)
+    monkeypatch.setattr(run_module, "append_line", real)
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["status"] == "interrupted"
+    resumed = evolve(resume=tmp_path / "r", progress=False)
+    assert [r.generation for r in resumed.history] == [0, 1]
+    assert resumed.history[1].evaluations_paid == 0  # everything came back from the store
+    assert resumed.history[1].evaluations_reused > 0
+
+
+def test_starting_over_an_existing_run_is_refused(finished: EvolutionRun, tmp_path: Path, capsys) -> None:
+    exp = write_experiment(tmp_path)
+    code = main(["evolve", str(exp), "--out", str(finished.run_dir), "--quiet"])
+    assert code == 2 and "--resume" in capsys.readouterr().err
+
+
+def test_a_torn_checkpoint_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "checkpoint.pkl.gz"
+    bad.write_bytes(b"\x1f\x8b\x08garbage")
+    with pytest.raises(CheckpointError, match=str(bad)):
+        load_checkpoint(bad)
+
+
+def test_report_and_compare(finished: EvolutionRun, capsys) -> None:
+    assert main(["report", str(finished.run_dir)]) == 0
+    md = (finished.run_dir / "report.md").read_text()
+    assert "SYNTHETIC" in md and "## Validation on held-out problems" in md and "Error fixes" in md
+    html = (finished.run_dir / "report.html").read_text()
+    assert "<table>" in html and 'src="plots/fitness.png"' in html
+    for plot in ("fitness", "species", "complexity", "validation"):
+        assert (finished.run_dir / "plots" / f"{plot}.png").stat().st_size > 1000
+    capsys.readouterr()
+    assert main(["compare", str(finished.run_dir), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["entries"]) == len(finished.validation)
+    if len(data["entries"]) > 1:
+        assert "separation_sd" in data["pairs"][0]
+
+
+def test_an_experiment_with_models_missing_offline_stops_at_once(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    out = tmp_path / "never"
+    code = main(["evolve", "experiments/default.yaml", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert (
+        "not on this machine" in err
+        and "experiments/smoke.yaml" in err
+        and "experiments/synthetic.yaml" in err
+    )
+    assert not out.exists()
+
+
+def test_unknown_experiment_fields_are_errors_naming_file_and_field(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(EXPERIMENT.format(seed=0, generations=1) + "fitnes: {repeats: 2}\n")
+    assert main(["evolve", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "fitnes" in err and "fitness" in err
+
+
+def test_evaluate_command_prints_tables_and_writes_a_comparable_directory(tmp_path: Path, capsys) -> None:
+    args = ["evaluate", "genomes/solo.yaml", "genomes/self-refine.yaml", "--model",
+            "qwen2.5-coder-1.5b=synthetic:coder-1.5b", "--limit", "20", "--repeats", "2", "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "SYNTHETIC" in out and "Early stopping" in out and "initial error" in out
+    data = json.loads((tmp_path / "evaluation.json").read_text())
+    by = {e["label"]: e for e in data["evaluations"]}
+    assert by["self-refine"]["mean"] > by["solo"]["mean"]
+    assert by["solo"]["feedback"] == "visible" and len(by["solo"]["pass_rates"]) == 2
+    assert main(["analyze", str(tmp_path / "trajectories.jsonl")]) == 0
+    assert main(["compare", str(tmp_path)]) == 0
+    assert "self-refine" in capsys.readouterr().out
+
+
+def test_evaluate_names_unmapped_models(capsys) -> None:
+    assert main(["evaluate", "genomes/cross-model.yaml", "--limit", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "qwen2.5-coder-1.5b" in err and "--model" in err
+
+
+def test_experiment_file_text_is_valid(tmp_path: Path) -> None:
+    from neatpipe.experiment import load_experiment
+
+    exp = load_experiment(write_experiment(tmp_path))
+    assert exp.synthetic and exp.neat.population == 6
+    assert textwrap.dedent(EXPERIMENT)  # the template itself stays plain YAML
