@@ -7,6 +7,9 @@ racing, subsets per generation), neat-python's fitness function and champion val
 >>> population.run(neat_fitness_function(evaluator, SubsetSchedule(problems, 40, rotate=True)), 10)  # doctest: +SKIP
 """
 
+import sys
+import types
+
 from neatpipe.evolve.evaluator import (
     FEEDBACK_POLICIES,
     Evaluator,
@@ -39,9 +42,15 @@ from neatpipe.evolve.fitness import (
     mean_sd,
     wilson_interval,
 )
+from neatpipe.evolve.run import Budgets, EvolutionRun, SetupError, evolve, run_evolution
 
 __all__ = [
     "BOUNDS",
+    "Budgets",
+    "EvolutionRun",
+    "SetupError",
+    "evolve",
+    "run_evolution",
     "EVALUATION_FORMAT",
     "FEEDBACK_POLICIES",
     "NO_PENALTY",
@@ -70,3 +79,13 @@ __all__ = [
     "validate_champions",
     "wilson_interval",
 ]
+
+
+class _CallableModule(types.ModuleType):
+    """Lets scripts write ``neatpipe.evolve("experiments/x.yaml")``: the package is also the function."""
+
+    def __call__(self, *args, **kwargs):
+        return evolve(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
