@@ -23,12 +23,12 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q --run-slow $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check neatpipe tests benchmarks
-	$(BIN)/ruff format --check neatpipe tests benchmarks
+	$(BIN)/ruff check neatpipe tests
+	$(BIN)/ruff format --check neatpipe tests
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix neatpipe tests benchmarks
-	$(BIN)/ruff format neatpipe tests benchmarks
+	$(BIN)/ruff check --fix neatpipe tests
+	$(BIN)/ruff format neatpipe tests
 
 bench: $(STAMP)
 	$(BIN)/neatpipe bench sandbox

@@ -8,7 +8,6 @@ import sys
 import pytest
 
 from neatpipe.models import (
-    BackendUnavailableError,
     ChatMessage,
     ChatRequest,
     Completion,
