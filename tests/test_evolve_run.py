@@ -195,3 +195,72 @@ def test_experiment_file_text_is_valid(tmp_path: Path) -> None:
     exp = load_experiment(write_experiment(tmp_path))
     assert exp.synthetic and exp.neat.population == 6
     assert textwrap.dedent(EXPERIMENT)  # the template itself stays plain YAML
+
+
+DESIGNS = """\
+format: neatpipe-experiment/1
+name: designs
+mode: evaluate
+seed: 0
+benchmark: {name: humaneval}
+subset: {size: 12}
+feedback: hidden
+models:
+  qwen2.5-coder-1.5b: synthetic:coder-1.5b
+  llama3.2-3b: synthetic:general-3b
+model_alternatives:
+  weak:
+    qwen2.5-coder-1.5b: synthetic:small-1.5b
+    llama3.2-3b: synthetic:small-1.5b
+backend: {cache: off}
+evaluate:
+  repeats: 2
+  genomes:
+    - {path: genomes/solo.yaml, label: solo}
+    - {path: genomes/self-refine.yaml, label: self-refine}
+    - path: genomes/self-refine.yaml
+      label: general self-refine
+      replace_models: {qwen2.5-coder-1.5b: llama3.2-3b}
+"""
+
+
+def test_a_fixed_design_experiment_scores_each_design_with_repeats(tmp_path: Path, capsys) -> None:
+    exp = tmp_path / "designs.yaml"
+    exp.write_text(DESIGNS)
+    assert main(["evolve", str(exp), "--out", str(tmp_path / "d"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "self-refine: pass@1" in out and "report:" in out
+    data = json.loads((tmp_path / "d" / "evaluation.json").read_text())
+    by = {e["label"]: e for e in data["evaluations"]}
+    assert set(by) == {"solo", "self-refine", "general self-refine"}
+    assert all(
+        len(e["pass_rates"]) == 2 and e["feedback"] == "hidden" and e["synthetic"] for e in by.values()
+    )
+    assert by["self-refine"]["mean"] >= by["solo"]["mean"]
+    # the swapped design really ran the other model: its generator requests differ, so its trajectories do
+    report = (tmp_path / "d" / "report.md").read_text()
+    assert (
+        "Fixed designs: designs" in report and "Pairs (a - b)" in report and "general self-refine" in report
+    )
+    # the same designs with the weaker alternative model set score lower on the solo design
+    assert main(["evolve", str(exp), "--out", str(tmp_path / "w"), "--model-set", "weak", "--quiet"]) == 0
+    weak = {
+        e["label"]: e for e in json.loads((tmp_path / "w" / "evaluation.json").read_text())["evaluations"]
+    }
+    assert weak["solo"]["mean"] <= by["solo"]["mean"]
+    assert main(["compare", str(tmp_path / "d"), str(tmp_path / "w")]) == 0
+
+
+def test_evolution_validates_baselines_next_to_champions(tmp_path: Path) -> None:
+    text = EXPERIMENT.format(seed=1, generations=1) + (
+        "evaluate:\n  genomes:\n    - path: genomes/solo.yaml\n      label: coder solo\n"
+        "      replace_models: {qwen2.5-coder-1.5b: coder}\n"
+    )
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    run = evolve(path, out=tmp_path / "r", progress=False)
+    rows = {v["label"]: v for v in run.validation}
+    assert "baseline: coder solo" in rows
+    baseline = rows["baseline: coder solo"]
+    assert baseline["search_fitness"] is None and baseline["repeats"] == 2 and baseline["problems"] == 6
+    assert any(label.startswith("champion") for label in rows)

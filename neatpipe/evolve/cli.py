@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", type=Path, metavar="RUN_DIR", help="write the run here (default: from the experiment)"
     )
+    p.add_argument(
+        "--model-set", metavar="NAME", help="use the experiment's model_alternatives.NAME (e.g. ollama)"
+    )
     p.add_argument("--no-report", action="store_true", help="do not write report.md/report.html at the end")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_evolve)
@@ -59,6 +62,7 @@ def _evolve(args: argparse.Namespace) -> int:
             out=args.out,
             generations=args.generations,
             progress=not args.quiet,
+            model_set=args.model_set,
         )
     except (ExperimentError, SetupError, RunDirError) as exc:
         raise CLIError(str(exc)) from None
@@ -73,11 +77,19 @@ def _evolve(args: argparse.Namespace) -> int:
         tag = " [synthetic]" if run.synthetic else ""
         print(f"champion: fitness {run.champion_fitness:.4f}{tag}  ->  {run.run_dir / 'champion.yaml'}")
     for v in run.validation:
-        print(
-            f"validated {v['label']}: pass@1 {v['mean']:.3f} ± {v['sd']:.3f} on {v['problems']} held-out problems "
-            f"x {v['repeats']} repeats (search fitness {v['search_fitness']:.3f}, inflation {v['inflation']:+.3f})"
+        search = (
+            f" (search fitness {v['search_fitness']:.3f}, inflation {v['inflation']:+.3f})"
+            if v.get("search_fitness") is not None
+            else ""
         )
-    if not args.no_report and run.history:
+        print(
+            f"validated {v['label']}: pass@1 {v['mean']:.3f} ± {v['sd']:.3f} on {v['problems']} held-out "
+            f"problems x {v['repeats']} repeats{search}"
+        )
+    for d in run.designs:
+        sd = f" ± {d['sd']:.3f}" if d.get("sd") is not None else ""
+        print(f"{d['label']}: pass@1 {d['mean']:.3f}{sd} over {d['repeats']} repeat(s)")
+    if not args.no_report and (run.history or run.designs):
         from neatpipe.evolve.report import write_report
 
         files = write_report(run.run_dir)

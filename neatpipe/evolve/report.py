@@ -89,11 +89,12 @@ def _plots(run_dir: Path, history: list[GenerationLog], validation: list[dict[st
     ax.legend()
     save(fig, "complexity.png")
 
-    if validation:
+    searched = [v for v in validation if v.get("search_fitness") is not None]
+    if searched:
         fig, ax = plt.subplots(figsize=(4.8, 4.0))
-        xs = [v["search_fitness"] for v in validation]
-        ys = [v["mean"] for v in validation]
-        es = [v.get("sd", 0.0) for v in validation]
+        xs = [v["search_fitness"] for v in searched]
+        ys = [v["mean"] for v in searched]
+        es = [v.get("sd", 0.0) for v in searched]
         ax.errorbar(xs, ys, yerr=es, fmt="o")
         lo, hi = min(xs + ys) - 0.05, max(xs + ys) + 0.05
         ax.plot([lo, hi], [lo, hi], color="grey", linewidth=0.8, label="no inflation")
@@ -203,7 +204,8 @@ def build_markdown(run_dir: Path) -> tuple[str, list[Path]]:
                 f"{_fmt(v.get('search_pass_rate'))} | {v['mean']:.3f} ± {v.get('sd', 0.0):.3f} | "
                 f"{v.get('repeats', '')} | {v.get('problems', '')} | {_fmt(v.get('inflation'))} |"
             )
-        lines += ["", "![validation](plots/validation.png)", ""]
+        if any(v.get("search_fitness") is not None for v in validation):
+            lines += ["", "![validation](plots/validation.png)", ""]
     lines += ["## The champion's refinement, problem by problem", "", _trajectory_tables(run_dir)]
     return "\n".join(lines) + "\n", plots
 
@@ -268,14 +270,43 @@ def _markdown_to_html(text: str, title: str) -> str:
     )
 
 
+def build_designs_markdown(run_dir: Path) -> str:
+    """The report of a fixed-design run (``mode: evaluate``): each design's pass@1, the pairs, the tables."""
+    from neatpipe.evolve.compare import compare_runs, render_comparison
+    from neatpipe.evolve.designs import EVALUATION_FILE, TRAJECTORIES_FILE
+
+    summary = read_json(run_dir / SUMMARY_FILE) if (run_dir / SUMMARY_FILE).exists() else {}
+    data = read_json(run_dir / EVALUATION_FILE)
+    lines = [f"# Fixed designs: {summary.get('experiment', run_dir.name)}", ""]
+    if summary.get("synthetic"):
+        lines += ["**SYNTHETIC**: the models were the synthetic coder; the numbers measure the pipelines'", "machinery, not a language model.", ""]  # fmt: skip
+    lines += [
+        f"- run directory: `{run_dir}`",
+        f"- benchmark: {data.get('benchmark')}, {data.get('problems')} problems; "
+        f"feedback: {summary.get('feedback', 'n/a')}; repeats: {summary.get('repeats', 'n/a')}",
+        "",
+        render_comparison(compare_runs([run_dir]), "markdown"),
+        "",
+        "## Refinement, problem by problem",
+        "",
+        trajectory_tables_markdown(run_dir / TRAJECTORIES_FILE),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def write_report(run_dir: str | os.PathLike[str]) -> ReportFiles:
     """Write ``report.md``, ``report.html`` and ``plots/*.png`` into ``run_dir``."""
+    from neatpipe.evolve.designs import EVALUATION_FILE
+
     root = Path(run_dir)
     if not root.is_dir():
         raise RunDirError(f"{root}: not a directory")
-    if not (root / EXPERIMENT_FILE).exists():
-        raise RunDirError(f"{root}: not a run directory (no {EXPERIMENT_FILE})")
-    markdown, plots = build_markdown(root)
+    if not (root / EXPERIMENT_FILE).exists() and not (root / EVALUATION_FILE).exists():
+        raise RunDirError(f"{root}: not a run directory (no {EXPERIMENT_FILE} or {EVALUATION_FILE})")
+    if read_history(root) or not (root / EVALUATION_FILE).exists():
+        markdown, plots = build_markdown(root)
+    else:
+        markdown, plots = build_designs_markdown(root), []
     md_path, html_path = root / "report.md", root / "report.html"
     atomic_write_text(md_path, markdown)
     atomic_write_text(html_path, _markdown_to_html(markdown, f"neatpipe report: {root.name}"))

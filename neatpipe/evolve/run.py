@@ -61,6 +61,7 @@ class EvolutionRun:
     validation: list[dict[str, Any]] = field(default_factory=list)
     status: str = "finished"
     synthetic: bool = False
+    designs: list[dict[str, Any]] = field(default_factory=list)  # mode evaluate: one entry per design
 
     @property
     def statistics(self) -> dict[str, Any]:
@@ -175,13 +176,15 @@ def run_evolution(
     initial_genomes: Sequence[Any] = (),
     progress: Progress | None = None,
     meta: Mapping[str, Any] | None = None,
+    baselines: Sequence[Any] = (),
 ) -> EvolutionRun:
     """Run (or continue) an evolution in ``run_dir`` until ``budgets`` are spent.
 
     ``subset(generation)`` gives the problems a generation is scored on. A checkpoint in ``run_dir``
     is continued; otherwise a new population is made from ``config`` (and ``initial_genomes``, which
     replace the first members of the first generation). ``held_out`` problems validate the best
-    ``validate_top`` genomes with ``validate_repeats`` repeats at the end.
+    ``validate_top`` genomes with ``validate_repeats`` repeats at the end, and the ``baselines``
+    (:class:`~neatpipe.evolve.designs.Design`) next to them.
     """
     import neat
 
@@ -273,6 +276,9 @@ def run_evolution(
     validation: list[dict[str, Any]] = []
     if held_out and champions:
         validation = _validate(evaluator, champions, held_out, validate_repeats, run_dir)
+    if held_out and baselines:
+        validation += _validate_baselines(evaluator, baselines, held_out, validate_repeats)
+        write_json(run_dir / VALIDATION_FILE, validation)
     champion = champions[0] if champions else None
     if champion is not None:
         _save_genome_files(champion, run_dir / "champion", f"champion: search fitness {champion.fitness:.4f}")
@@ -379,11 +385,11 @@ def _validate(
             (t.to_dict() for run in runs for t in run.trajectories if t.genome == champion_hash),
         )
     rows = []
-    for r in results:
+    for i, r in enumerate(results):
         v = r.validated
         rows.append(
             {
-                "label": r.label,
+                "label": f"champion ({r.label})" if i == 0 else r.label,
                 "hash": r.genome,
                 "search_fitness": r.search_fitness,
                 "search_pass_rate": r.search_pass_rate,
@@ -399,6 +405,36 @@ def _validate(
             }
         )
     write_json(run_dir / VALIDATION_FILE, rows)
+    return rows
+
+
+def _validate_baselines(
+    evaluator: Any, baselines: Sequence[Any], held_out: Sequence[Any], repeats: int
+) -> list[dict[str, Any]]:
+    """Fixed designs scored on the same held-out problems as the champions (no search fitness)."""
+    from neatpipe.evolve.designs import evaluate_designs
+
+    rows = []
+    for r in evaluate_designs(evaluator, baselines, list(held_out), repeats=repeats):
+        v = r.evaluation
+        rows.append(
+            {
+                "label": f"baseline: {r.design.label}",
+                "hash": v.genome,
+                "search_fitness": None,
+                "search_pass_rate": None,
+                "mean": v.mean,
+                "sd": v.sd or 0.0,
+                "pass_rates": list(v.pass_rates),
+                "repeats": v.repeats,
+                "problems": len(v.problems),
+                "validated_fitness": v.fitness,
+                "inflation": None,
+                "synthetic": v.synthetic,
+                "feedback": v.feedback,
+                "baseline": True,
+            }
+        )
     return rows
 
 
@@ -555,13 +591,18 @@ def evolve(
     out: str | os.PathLike[str] | None = None,
     generations: int | None = None,
     progress: bool | Progress = True,
+    model_set: str | None = None,
 ) -> EvolutionRun:
     """Run an experiment (an ``Experiment``, or the path of its YAML file), or continue ``resume``.
+
+    ``model_set`` picks one of the experiment's ``model_alternatives`` (e.g. ``ollama``). An experiment
+    with ``mode: evaluate`` scores its fixed designs instead of evolving (``EvolutionRun.designs``).
 
     Returns the :class:`EvolutionRun` with the champion, the history and the validation. The run
     directory is the experiment's ``output`` (or ``out``); ``resume`` reads the resolved experiment kept
     there, so a resumed run uses the settings it started with.
     """
+    from neatpipe.evolve.designs import experiment_designs
     from neatpipe.evolve.evaluator import Evaluator, ResultStore
     from neatpipe.evolve.runlog import EVALUATIONS_FILE, EXPERIMENT_FILE, NEAT_CONFIG_FILE
     from neatpipe.experiment import Experiment, load_experiment
@@ -575,21 +616,22 @@ def evolve(
     else:
         if experiment is None:
             raise SetupError("give an experiment or a run directory to resume")
-        exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
+        if isinstance(experiment, Experiment):
+            exp = experiment.using(model_set) if model_set else experiment
+        else:
+            exp = load_experiment(experiment, models=model_set)
         run_dir = Path(out) if out is not None else exp.run_dir()
-        if (run_dir / CHECKPOINT_FILE).exists():
+        if (run_dir / CHECKPOINT_FILE).exists() or (run_dir / SUMMARY_FILE).exists():
             raise SetupError(f"{run_dir} already holds a run; continue it with --resume {run_dir}")
-    if exp.mode != "evolve":
-        raise SetupError(
-            f"{exp.source or exp.name}: mode is {exp.mode!r}; `neatpipe evolve` runs experiments with mode: evolve "
-            "(fixed designs run with `neatpipe evaluate`)"
-        )
     evolve.last_run_dir = run_dir  # type: ignore[attr-defined]
     models = _build_models(exp)  # fails fast when a model is missing, before the run directory exists
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume is None:
         exp.write(run_dir / EXPERIMENT_FILE)
-        exp.write_neat_config(run_dir / NEAT_CONFIG_FILE)
+        if exp.mode == "evolve":
+            exp.write_neat_config(run_dir / NEAT_CONFIG_FILE)
+    if exp.mode == "evaluate":
+        return _evaluate_experiment(exp, models, run_dir, reporter_stream=sys.stderr if progress else None)
     config = exp.neat_config()
     problems = exp.load_problems()
     pool, held_out = exp.split_problems(problems)
@@ -641,7 +683,61 @@ def evolve(
             initial_genomes=_initial_genomes(exp),
             progress=_Reporter(None),
             meta=meta,
+            baselines=experiment_designs(exp) if exp.validation.champions else [],
         )
     for backend in models.values():
         backend.close()
     return run
+
+
+def _evaluate_experiment(
+    exp: Any, models: Mapping[str, Any], run_dir: Path, reporter_stream: Any
+) -> EvolutionRun:
+    """``mode: evaluate``: score the experiment's fixed designs with repeats; results that an interrupted
+    session already paid for come back from the run's result store."""
+    from neatpipe.evolve.designs import (
+        designs_report,
+        evaluate_designs,
+        experiment_designs,
+        render_designs,
+        write_design_files,
+    )
+    from neatpipe.evolve.evaluator import Evaluator, ResultStore
+    from neatpipe.evolve.runlog import EVALUATIONS_FILE
+    from neatpipe.sandbox import Sandbox
+
+    problems = list(exp.search_subset(exp.load_problems(), 0))
+    designs = experiment_designs(exp)
+    with Sandbox() as sandbox, ResultStore(run_dir / EVALUATIONS_FILE) as store:
+        evaluator = Evaluator(
+            models,
+            sandbox,
+            feedback=None if exp.feedback == "genome" else exp.feedback,
+            penalty=_penalty(exp),
+            repeats=exp.evaluate.repeats,
+            seed=exp.seed,
+            result_cache=store,
+        )
+        results = evaluate_designs(evaluator, designs, problems, seed=exp.seed)
+    for backend in models.values():
+        backend.close()
+    report = designs_report(results, exp.benchmark.name, len(problems))
+    write_design_files(run_dir, results, report)
+    if reporter_stream is not None:
+        reporter_stream.write(render_designs(results, exp.benchmark.name, len(problems)) + "\n")
+    summary = {
+        "experiment": exp.name,
+        "description": exp.description,
+        "mode": "evaluate",
+        "status": "finished",
+        "benchmark": exp.benchmark.name,
+        "problems": len(problems),
+        "repeats": exp.evaluate.repeats,
+        "feedback": results[0].evaluation.feedback if results else exp.feedback,
+        "synthetic": any(r.evaluation.synthetic for r in results),
+        "models": {m.name: m.spec.to_string() for m in exp.models},
+    }
+    write_json(run_dir / SUMMARY_FILE, summary)
+    return EvolutionRun(
+        run_dir, [], None, None, [], "finished", summary["synthetic"], designs=report["evaluations"]
+    )

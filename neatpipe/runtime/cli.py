@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -111,31 +109,31 @@ def _problems(args: argparse.Namespace) -> Any:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from neatpipe.analysis import (
-        bootstrap_pass_at_1,
-        early_stopping_table,
-        error_fix_table,
-        load_trajectories,
-        transition_table,
-    )
-    from neatpipe.analysis.render import render
     from neatpipe.cli import CLIError
+    from neatpipe.evolve.designs import (
+        Design,
+        designs_report,
+        evaluate_designs,
+        render_designs,
+        write_design_files,
+    )
     from neatpipe.evolve.evaluator import Evaluator
     from neatpipe.genome import GenomeError, load_genome
     from neatpipe.models import load_backend
     from neatpipe.models.errors import ModelError
-    from neatpipe.runtime.trajectory import write_trajectories
     from neatpipe.sandbox import Sandbox
 
     if args.repeats < 1:
         raise CLIError(f"--repeats must be at least 1, got {args.repeats}")
-    loaded = []
+    designs = []
     for path in args.genomes:
         try:
-            loaded.append((path, load_genome(path)))
+            designs.append(Design(path.stem, load_genome(path), str(path)))
         except (GenomeError, OSError) as exc:
             raise CLIError(str(exc)) from None
-    needed = sorted({g.model for _, lg in loaded for g in lg.nodes.values() if g.model})
+    if len({d.label for d in designs}) != len(designs):
+        raise CLIError("give each genome file once (results are labelled by file name)")
+    needed = sorted({g.model for d in designs for g in d.genome.nodes.values() if g.model})
     pool = read_model_pool(args.models, args.model)
     missing = [m for m in needed if m not in pool]
     if missing:
@@ -149,81 +147,32 @@ def _evaluate(args: argparse.Namespace) -> int:
         models = {name: load_backend(pool[name], cache) for name in needed}
     except ModelError as exc:
         raise CLIError(str(exc)) from None
-    runs: list[Any] = []
-    results = []
-    with Sandbox() as sandbox:
-        evaluator = Evaluator(
-            models,
-            sandbox,
-            feedback=None if args.feedback == "genome" else args.feedback,
-            repeats=args.repeats,
-            seed=args.seed,
-            result_cache=False,
-            on_run=runs.append,
-        )
-        for path, lg in loaded:
-            label = lg.description or path.stem
-            before = len(runs)
-            try:
-                evaluation = evaluator.evaluate(lg, problems, label=path.stem)
-            except ModelError as exc:
-                raise CLIError(str(exc)) from None
-            trajectories = [replace(t, label=path.stem) for run in runs[before:] for t in run.trajectories]
-            results.append((path, label, evaluation, trajectories))
-    for backend in models.values():
-        backend.close()
-
-    report: dict[str, Any] = {"benchmark": args.benchmark, "problems": len(problems), "evaluations": []}
-    out_dir = args.out
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        traj_path = (out_dir or Path(tmp)) / "trajectories.jsonl"
-        write_trajectories(traj_path, [t for *_, ts in results for t in ts])
-        sets = load_trajectories(traj_path)
-    text_parts = []
-    for path, label, ev, trajectories in results:
-        outcomes = [[bool(t.passed) for t in trajectories if t.repeat == r] for r in range(ev.repeats)]
-        ci = bootstrap_pass_at_1(outcomes if ev.repeats > 1 else outcomes[0], seed=args.seed)
-        ts = sets.get(path.stem)
-        tables = (
-            {
-                "early_stopping": early_stopping_table(ts.trajectories),
-                "error_fix": error_fix_table(ts.trajectories),
-                "transitions": transition_table(ts.trajectories),
-            }
-            if ts is not None
-            else {}
-        )
-        entry = ev.to_dict()
-        entry["file"] = str(path)
-        entry["bootstrap_ci"] = [ci.low, ci.high]
-        entry["tables"] = {k: v.to_dict() for k, v in tables.items()}
-        report["evaluations"].append(entry)
-        tag = "  [SYNTHETIC models]" if ev.synthetic else ""
-        sd = f" ± {ev.sd:.3f}" if ev.sd is not None else " (one evaluation: no spread)"
-        lines = [
-            f"== {path.stem}: {label}{tag}",
-            f"pass@1 {ev.mean:.3f}{sd} over {ev.repeats} repeat(s) of {len(problems)} {args.benchmark} problems "
-            f"(95% bootstrap CI {ci.low:.3f}-{ci.high:.3f}); feedback: {ev.feedback}",
-            f"fitness {ev.fitness:.3f} (penalty {ev.penalty:.3f}); cost: {ev.prompt_tokens:,} prompt + "
-            f"{ev.completion_tokens:,} completion tokens, {ev.model_calls:,} model requests "
-            f"({ev.cache_hits:,} from cache), {ev.wall_s:.1f} s",
-        ]
-        for key in ("early_stopping", "error_fix", "transitions"):
-            if key in tables:
-                lines += ["", render(tables[key], "text")]
-        text_parts.append("\n".join(lines))
-    if out_dir is not None:
-        from neatpipe.evolve.runlog import write_json
-
-        write_json(out_dir / "evaluation.json", report)
+    try:
+        with Sandbox() as sandbox:
+            evaluator = Evaluator(
+                models,
+                sandbox,
+                feedback=None if args.feedback == "genome" else args.feedback,
+                repeats=args.repeats,
+                seed=args.seed,
+                result_cache=False,
+            )
+            results = evaluate_designs(evaluator, designs, list(problems), seed=args.seed)
+    except ModelError as exc:
+        raise CLIError(str(exc)) from None
+    finally:
+        for backend in models.values():
+            backend.close()
+    report = designs_report(results, args.benchmark, len(problems))
+    if args.out is not None:
+        write_design_files(args.out, results, report)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
-        print("\n\n".join(text_parts))
-        if out_dir is not None:
+        print(render_designs(results, args.benchmark, len(problems)))
+        if args.out is not None:
             print(
-                f"\nwrote {out_dir / 'trajectories.jsonl'} and {out_dir / 'evaluation.json'}", file=sys.stderr
+                f"\nwrote {args.out / 'trajectories.jsonl'} and {args.out / 'evaluation.json'}",
+                file=sys.stderr,
             )
     return 0

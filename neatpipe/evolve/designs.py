@@ -1,0 +1,171 @@
+"""Fixed designs: named genomes scored with repeats, their refinement tables, and the files they leave.
+
+One mechanism serves ``neatpipe evaluate GENOME...``, experiments with ``mode: evaluate`` (the reference
+study's designs) and the baselines an evolution run validates next to its champions. The files it writes
+(``trajectories.jsonl`` and ``evaluation.json``) are what ``neatpipe analyze`` and ``neatpipe compare`` read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EVALUATION_FILE = "evaluation.json"
+TRAJECTORIES_FILE = "trajectories.jsonl"
+
+
+@dataclass(frozen=True)
+class Design:
+    """A genome with the label its results carry (``source`` says where it came from)."""
+
+    label: str
+    genome: Any  # PipelineGenome
+    source: str = ""
+
+
+@dataclass
+class DesignResult:
+    design: Design
+    evaluation: Any  # neatpipe.evolve.fitness.Evaluation
+    trajectories: list[Any]  # neatpipe.runtime.Trajectory, labelled with the design's label
+    ci: tuple[float, float] | None = None
+    tables: dict[str, Any] = field(default_factory=dict)
+
+
+def with_models(genome: Any, mapping: Mapping[str, str]) -> Any:
+    """A copy of ``genome`` whose nodes use ``mapping[model]`` instead of ``model`` (one file, many models)."""
+    if not mapping:
+        return genome
+    from neatpipe.genome import PipelineGenome
+
+    nodes = [
+        dataclasses.replace(g, model=mapping[g.model]) if g.model in mapping else g
+        for g in genome.nodes.values()
+    ]
+    return PipelineGenome.from_genes(
+        genome.key, nodes, genome.connections.values(), genome.fitness, genome.description
+    )
+
+
+def experiment_designs(experiment: Any) -> list[Design]:
+    """The ``evaluate.genomes`` of an experiment, read and with their models swapped."""
+    from neatpipe.genome import load_genome
+
+    return [
+        Design(e.label, with_models(load_genome(e.path), dict(e.replace_models)), e.path)
+        for e in experiment.evaluate.genomes
+    ]
+
+
+def evaluate_designs(
+    evaluator: Any,
+    designs: Sequence[Design],
+    problems: Sequence[Any],
+    *,
+    repeats: int | None = None,
+    seed: int = 0,
+) -> list[DesignResult]:
+    """Score every design on ``problems`` with ``repeats`` repeats and compute its tables."""
+    from neatpipe.analysis import (
+        bootstrap_pass_at_1,
+        early_stopping_table,
+        error_fix_table,
+        load_trajectories,
+        transition_table,
+    )
+    from neatpipe.runtime.trajectory import write_trajectories
+
+    labels = [d.label for d in designs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"design labels must be unique, got {labels}")
+    results = []
+    runs: list[Any] = []
+    previous = evaluator.on_run
+    evaluator.on_run = runs.append
+    try:
+        for d in designs:
+            before = len(runs)
+            ev = evaluator.evaluate(d.genome, problems, repeats, label=d.label)
+            trajectories = [
+                dataclasses.replace(t, label=d.label) for run in runs[before:] for t in run.trajectories
+            ]
+            results.append(DesignResult(d, ev, trajectories))
+    finally:
+        evaluator.on_run = previous
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / TRAJECTORIES_FILE
+        write_trajectories(path, [t for r in results for t in r.trajectories])
+        sets = load_trajectories(path) if any(r.trajectories for r in results) else {}
+    for r in results:
+        by_repeat: dict[int, list[bool]] = {}
+        for t in r.trajectories:
+            by_repeat.setdefault(t.repeat, []).append(bool(t.passed))
+        if by_repeat:
+            outcomes = [by_repeat[k] for k in sorted(by_repeat)]
+            ci = bootstrap_pass_at_1(outcomes if len(outcomes) > 1 else outcomes[0], seed=seed)
+            r.ci = (ci.low, ci.high)
+        ts = sets.get(r.design.label)
+        if ts is not None:
+            r.tables = {
+                "early_stopping": early_stopping_table(ts.trajectories),
+                "error_fix": error_fix_table(ts.trajectories),
+                "transitions": transition_table(ts.trajectories),
+            }
+    return results
+
+
+def designs_report(results: Sequence[DesignResult], benchmark: str, n_problems: int) -> dict[str, Any]:
+    """The content of ``evaluation.json``."""
+    entries = []
+    for r in results:
+        entry = r.evaluation.to_dict()
+        entry["label"] = r.design.label
+        entry["file"] = r.design.source
+        entry["bootstrap_ci"] = list(r.ci) if r.ci else None
+        entry["tables"] = {k: v.to_dict() for k, v in r.tables.items()}
+        entries.append(entry)
+    return {"benchmark": benchmark, "problems": n_problems, "evaluations": entries}
+
+
+def render_designs(
+    results: Sequence[DesignResult], benchmark: str, n_problems: int, style: str = "text"
+) -> str:
+    """pass@1 with spread, cost and the three tables of every design (plain text or Markdown)."""
+    from neatpipe.analysis.render import render
+
+    parts = []
+    for r in results:
+        ev = r.evaluation
+        tag = "  [SYNTHETIC models]" if ev.synthetic else ""
+        sd = f" ± {ev.sd:.3f}" if ev.sd is not None else " (one evaluation: no spread)"
+        ci = f" (95% bootstrap CI {r.ci[0]:.3f}-{r.ci[1]:.3f})" if r.ci else ""
+        head = f"== {r.design.label}{tag}" if style == "text" else f"### {r.design.label}{tag}"
+        lines = [
+            head,
+            "",
+            f"pass@1 {ev.mean:.3f}{sd} over {ev.repeats} repeat(s) of {n_problems} {benchmark} problems{ci}; "
+            f"feedback: {ev.feedback}",
+            "",
+            f"fitness {ev.fitness:.3f} (penalty {ev.penalty:.3f}); cost: {ev.prompt_tokens:,} prompt + "
+            f"{ev.completion_tokens:,} completion tokens, {ev.model_calls:,} model calls and {ev.cache_hits:,} "
+            f"answers from the cache, {ev.wall_s:.1f} s",
+        ]
+        for key in ("early_stopping", "error_fix", "transitions"):
+            if key in r.tables:
+                lines += ["", render(r.tables[key], style)]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def write_design_files(out_dir: Path, results: Sequence[DesignResult], report: Mapping[str, Any]) -> None:
+    """``trajectories.jsonl`` and ``evaluation.json`` in ``out_dir`` (both written atomically)."""
+    from neatpipe.evolve.runlog import write_json
+    from neatpipe.runtime.trajectory import write_trajectories
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_trajectories(out_dir / TRAJECTORIES_FILE, [t for r in results for t in r.trajectories])
+    write_json(out_dir / EVALUATION_FILE, dict(report))
