@@ -207,7 +207,7 @@ def run_evolution(
     done_here = 0
     status = "finished"
     tokens_spent = sum(r.tokens for r in history)
-    evaluations: dict[Any, Any] = {}
+    by_hash: dict[str, Any] = {}  # the search evaluation of every distinct genome scored in this session
 
     def fitness_function(genomes: list[tuple[int, Any]], _config: Any) -> None:
         generation = population.generation
@@ -226,8 +226,9 @@ def run_evolution(
             result = evaluator.evaluate_population(genomes, problems, racing=racing)
         finally:
             evaluator.on_run = previous_on_run
-        evaluations.clear()
-        evaluations.update(result)
+        for ev in result.values():
+            if ev.genome not in by_hash or ev.fitness > by_hash[ev.genome].fitness:
+                by_hash[ev.genome] = ev
         for key, genome in genomes:
             genome.fitness = float(result[key].fitness)
         progress.genome_done(generation, len(genomes), len(genomes))
@@ -275,7 +276,7 @@ def run_evolution(
     champions = _champions(population, history, validate_top)
     validation: list[dict[str, Any]] = []
     if held_out and champions:
-        validation = _validate(evaluator, champions, held_out, validate_repeats, run_dir)
+        validation = _validate(evaluator, champions, held_out, validate_repeats, run_dir, by_hash)
     if held_out and baselines:
         validation += _validate_baselines(evaluator, baselines, held_out, validate_repeats)
         write_json(run_dir / VALIDATION_FILE, validation)
@@ -369,13 +370,26 @@ def _champions(population: Any, history: list[GenerationLog], top: int) -> list[
 
 
 def _validate(
-    evaluator: Any, champions: list[Any], held_out: Sequence[Any], repeats: int, run_dir: Path
+    evaluator: Any,
+    champions: list[Any],
+    held_out: Sequence[Any],
+    repeats: int,
+    run_dir: Path,
+    search: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     runs: list[Any] = []
     previous = evaluator.on_run
     evaluator.on_run = runs.append
     try:
-        results = evaluator.validate_champions([(g.key, g) for g in champions], held_out, repeats)
+        known = {
+            g.key: search[g.behaviour_hash()] for g in champions if search and g.behaviour_hash() in search
+        }
+        results = evaluator.validate_champions(
+            [(g.key, g) for g in champions],
+            held_out,
+            repeats,
+            search=known,
+        )
     finally:
         evaluator.on_run = previous
     if runs:
