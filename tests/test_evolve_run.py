@@ -94,7 +94,9 @@ def test_same_seed_same_run_and_resume_pays_nothing_twice(tmp_path: Path, finish
     assert [r.best_genome for r in resumed.history] == [r.best_genome for r in read_history(finished.run_dir)]
 
 
-def test_an_interrupted_generation_resumes_from_its_paid_evaluations(tmp_path: Path, monkeypatch) -> None:
+def test_an_interrupted_generation_resumes_from_its_paid_evaluations(
+    tmp_path: Path, monkeypatch, finished: EvolutionRun
+) -> None:
     exp = write_experiment(tmp_path, generations=2)
     calls = {"n": 0}
     real = run_module.append_line
@@ -114,6 +116,10 @@ def test_an_interrupted_generation_resumes_from_its_paid_evaluations(tmp_path: P
     assert [r.generation for r in resumed.history] == [0, 1]
     assert resumed.history[1].evaluations_paid == 0  # everything came back from the store
     assert resumed.history[1].evaluations_reused > 0
+    # the same result as the uninterrupted run with the same seed
+    uninterrupted = read_history(finished.run_dir)[:2]
+    assert [r.best_genome for r in resumed.history] == [r.best_genome for r in uninterrupted]
+    assert [r.mean_fitness for r in resumed.history] == [r.mean_fitness for r in uninterrupted]
 
 
 def test_starting_over_an_existing_run_is_refused(finished: EvolutionRun, tmp_path: Path, capsys) -> None:
@@ -264,3 +270,26 @@ def test_evolution_validates_baselines_next_to_champions(tmp_path: Path) -> None
     baseline = rows["baseline: coder solo"]
     assert baseline["search_fitness"] is None and baseline["repeats"] == 2 and baseline["problems"] == 6
     assert any(label.startswith("champion") for label in rows)
+
+
+def test_progress_reports_each_genome_and_each_generation(tmp_path: Path) -> None:
+    import io
+
+    from neatpipe.evolve.run import Progress
+
+    class Recorder(Progress):
+        def __init__(self) -> None:
+            super().__init__(io.StringIO(), 2)
+            self.genomes: list[tuple[int, int, int]] = []
+
+        def genome_done(self, generation: int, done: int, total: int) -> None:
+            self.genomes.append((generation, done, total))
+
+    recorder = Recorder()
+    evolve(write_experiment(tmp_path, generations=2), out=tmp_path / "r", progress=recorder)
+    lines = recorder.stream.getvalue().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["gen   0", "gen   1"]
+    assert all("[synthetic]" in line and "species" in line and "s left" in line for line in lines)
+    for gen in (0, 1):
+        done = [d for g, d, _ in recorder.genomes if g == gen]
+        assert done == list(range(1, len(done) + 1)) and done  # one call per distinct genome, in order

@@ -552,11 +552,13 @@ class Evaluator:
         repeats: int | None = None,
         *,
         racing: Racing | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> dict[Any, Evaluation]:
         """Evaluations of ``(key, genome)`` pairs, by key, in input order. Genomes with the same
         behaviour hash are scored once. With ``racing``, genomes that cannot be among the best are
         dropped early (``Evaluation.problems`` and ``rests_on`` say how far each was scored;
-        ``last_race`` has the rounds)."""
+        ``last_race`` has the rounds). ``progress(done, total)`` is called after each distinct genome
+        is scored (with racing: after each genome's score in each round, over all rounds' work)."""
         pairs = list(genomes)
         repeats = repeats or self.repeats
         plist = _as_problems(problems)
@@ -566,12 +568,13 @@ class Evaluator:
         by_hash: dict[str, Evaluation]
         if racing is None:
             self.last_race = []
-            by_hash = {
-                h: self._score(members[0][1], plist, repeats, _label(*members[0]), self.store)
-                for h, members in groups.items()
-            }
+            by_hash = {}
+            for done, (h, members) in enumerate(groups.items(), start=1):
+                by_hash[h] = self._score(members[0][1], plist, repeats, _label(*members[0]), self.store)
+                if progress is not None:
+                    progress(done, len(groups))
         else:
-            by_hash = self._race(groups, plist, repeats, racing)
+            by_hash = self._race(groups, plist, repeats, racing, progress)
         out = {}
         for key, genome in pairs:
             ev = by_hash[genome.behaviour_hash()]
@@ -580,7 +583,12 @@ class Evaluator:
         return out
 
     def _race(
-        self, groups: Mapping[str, list[tuple[Any, Any]]], plist: list[Problem], repeats: int, racing: Racing
+        self,
+        groups: Mapping[str, list[tuple[Any, Any]]],
+        plist: list[Problem],
+        repeats: int,
+        racing: Racing,
+        progress: Callable[[int, int], None] | None = None,
     ) -> dict[str, Evaluation]:
         order = list(plist)
         if racing.shuffle:
@@ -592,11 +600,13 @@ class Evaluator:
         sizes = racing.sizes(len(order))
         for round_no, size in enumerate(sizes, start=1):
             part = order[:size]
-            for h in alive:
+            for i, h in enumerate(alive, start=1):
                 key, genome = groups[h][0]
                 latest[h] = self._score(
                     genome, part, repeats, _label(key, genome), store, racing_rounds=round_no
                 )
+                if progress is not None:
+                    progress(i, len(alive))
             if size == len(order) or len(alive) <= racing.top_k:
                 self.last_race.append(RaceRound(size, len(alive), (), None))
                 if size == len(order):

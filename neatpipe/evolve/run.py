@@ -223,7 +223,9 @@ def run_evolution(
 
         evaluator.on_run = on_run
         try:
-            result = evaluator.evaluate_population(genomes, problems, racing=racing)
+            result = evaluator.evaluate_population(
+                genomes, problems, racing=racing, progress=lambda d, t: progress.genome_done(generation, d, t)
+            )
         finally:
             evaluator.on_run = previous_on_run
         for ev in result.values():
@@ -231,7 +233,6 @@ def run_evolution(
                 by_hash[ev.genome] = ev
         for key, genome in genomes:
             genome.fitness = float(result[key].fitness)
-        progress.genome_done(generation, len(genomes), len(genomes))
         record = _record(
             generation,
             genomes,
@@ -679,6 +680,9 @@ def evolve(
             return list(exp.search_subset(pool, generation))
 
         class _Reporter(Progress):
+            def genome_done(self, generation: int, done: int, total: int) -> None:
+                reporter.genome_done(generation, done, total)
+
             def generation_done(self, record: GenerationLog, started: float, done: int) -> None:
                 species_target.adjust(record.species)
                 reporter.generation_done(record, started, done)
