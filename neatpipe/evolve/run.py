@@ -275,6 +275,10 @@ def run_evolution(
         raise
 
     champions = _champions(population, history, validate_top)
+    for g in champions:  # an elite re-scored on a later subset: its fitness is the one it was chosen with
+        best = by_hash.get(g.behaviour_hash())
+        if best is not None:
+            g.fitness = float(best.fitness)
     validation: list[dict[str, Any]] = []
     if held_out and champions:
         validation = _validate(evaluator, champions, held_out, validate_repeats, run_dir, by_hash)
