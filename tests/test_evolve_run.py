@@ -293,3 +293,14 @@ def test_progress_reports_each_genome_and_each_generation(tmp_path: Path) -> Non
     for gen in (0, 1):
         done = [d for g, d, _ in recorder.genomes if g == gen]
         assert done == list(range(1, len(done) + 1)) and done  # one call per distinct genome, in order
+
+
+def test_the_smoke_experiment_runs_end_to_end_through_transformers(tmp_path: Path) -> None:
+    from neatpipe.experiment import load_experiment
+
+    exp = load_experiment("experiments/smoke.yaml", base_dir=tmp_path)  # the tiny model is built under tmp_path
+    run = evolve(exp, out=tmp_path / "run", progress=False)
+    assert (tmp_path / "runs" / "tiny-model" / "config.json").is_file()
+    assert run.status == "finished" and len(run.history) == 2 and not run.synthetic
+    assert sum(r.model_calls for r in run.history) > 0  # real calls through the transformers backend
+    assert (run.run_dir / "champion.yaml").is_file() and run.validation
