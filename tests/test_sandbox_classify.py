@@ -186,6 +186,17 @@ def test_worker_observations_round_trip_through_the_wire() -> None:
     assert outcome.events == [LOAD, ran(1)] and outcome.bad_lines == 1 and outcome.stdout == "hi\n"
 
 
+def test_the_workers_plain_encoder_writes_what_the_general_one_writes() -> None:
+    message = {
+        "id": 7, "o": {"channel": '\xff tok {"k":"load"}\n\x00', "exit_code": None, "signal": 9, "killed": True,
+                       "cpu_s": 0.0123, "duration_s": 1e-07, "stdout": 'a"\\\udce9 é\u2028', "stdout_bytes": 3,
+                       "list": [1, 2.5, float("nan"), float("inf"), -float("inf"), [], {}], "flag": False},
+    }  # fmt: skip
+    assert protocol.encode_plain(message) == protocol.encode(message)
+    with pytest.raises(TypeError):
+        protocol.encode_plain({"x": object()})
+
+
 def test_programs_and_results_round_trip() -> None:
     program = Program("x = '\\udce9 é'", (TestCase("assert x", "t"),), "h = 1", "x", 3.5, 7, True, "lbl")
     assert (

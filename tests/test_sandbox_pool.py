@@ -65,6 +65,35 @@ def test_programs_see_an_isolated_process_and_environment(sandbox: Sandbox) -> N
         assert cwd == "/tmp"
 
 
+def test_suites_travel_once_per_worker_and_are_forgotten_past_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pool, "MAX_SUITES", 3)
+    sent: list[bytes] = []
+    queue = pool._Worker.queue
+
+    def recording_queue(self: pool._Worker, data: bytes) -> None:
+        sent.append(data)
+        queue(self, data)
+
+    monkeypatch.setattr(pool._Worker, "queue", recording_queue)
+    programs = [
+        Program(f"def f(x):\n    return x + {k}\n", (TestCase(f"assert f(1) == {k + 1}"),), entry_point="f")
+        for k in range(5)
+    ]
+    wrong = Program("def f(x):\n    return x\n", programs[1].tests, entry_point="f")
+    broken = Program("x = 1", (TestCase("assert x ==", "syntax"), TestCase("assert x == 1", "ok")))
+    batch = [*programs, wrong, *programs[:2], broken] * 3
+    with Sandbox(workers=1) as sandbox:
+        results = sandbox.run_many(batch)
+        suites = sandbox._pool[0].suites  # type: ignore[union-attr]
+        assert len(suites) <= 3
+    expected = ([Status.PASSED] * 5 + [Status.FAILED] + [Status.PASSED] * 2 + [Status.FAILED]) * 3
+    assert [r.status for r in results] == expected
+    assert results[8].tests[0].error_type == "SyntaxError" and results[8].tests[1].passed
+    assert all(b'"harness"' not in line for line in sent)  # requests name their suite, never carry it
+
+
 def test_a_worker_killed_from_outside_is_replaced_and_only_its_program_fails() -> None:
     with Sandbox(workers=1) as sandbox:
         sandbox.start()

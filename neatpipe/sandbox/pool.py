@@ -34,6 +34,7 @@ Progress = Callable[[int, int], None]
 Requests = dict[int, tuple[int, str]]  # request id -> (program index, result-channel token)
 
 QUEUE_DEPTH = 2  # programs in flight per worker: one running, one waiting in its pipe
+MAX_SUITES = 1024  # suites (harness + tests) a worker keeps compiled before the pool makes it forget
 START_TIMEOUT_S = 60.0  # a worker that has not said "ready" by then is broken
 WATCHDOG_GRACE_S = 10.0  # a worker silent for a program's timeout plus this long is killed
 MAX_WORKERS = 64
@@ -113,6 +114,7 @@ class _Worker:
         self.stdout = self.process.stdout.fileno()
         os.set_blocking(self.stdin, False)
         self.inflight: deque[int] = deque()
+        self.suites: dict[tuple[str, tuple[str, ...]], int] = {}  # what this worker has compiled
         self.outgoing = bytearray()
         self.incoming = b""
         self.report: IsolationReport | None = None
@@ -123,6 +125,18 @@ class _Worker:
         if not self.inflight:
             self.head_since = time.monotonic()
         self.outgoing += data
+
+    def suite(self, program: Program) -> int:
+        """The number of ``program``'s suite in this worker, defining it first when new."""
+        key = protocol.suite_key(program)
+        number = self.suites.get(key)
+        if number is None:
+            if len(self.suites) >= MAX_SUITES:
+                self.outgoing += protocol.encode({"forget": True})
+                self.suites.clear()
+            number = self.suites[key] = len(self.suites)
+            self.outgoing += protocol.encode(protocol.suite_to_wire(number, key))
+        return number
 
     def flush(self) -> None:
         """Write as much queued data as the pipe takes without blocking."""
@@ -334,8 +348,9 @@ class Sandbox:
                 index = waiting.popleft()
                 request, token = next(self._ids), os.urandom(12).hex()
                 requests[request] = (index, token)
-                message = {"id": request, "t": token, "p": protocol.program_to_wire(programs[index])}
-                worker.queue(protocol.encode(message))
+                program = programs[index]
+                wire = protocol.request_to_wire(program, worker.suite(program))
+                worker.queue(protocol.encode({"id": request, "t": token, "p": wire}))
                 worker.inflight.append(request)
             worker.flush()
 

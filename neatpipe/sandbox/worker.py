@@ -28,7 +28,6 @@ import sys
 import time
 import traceback
 import types
-from functools import lru_cache
 from typing import Any, NoReturn
 
 from neatpipe.sandbox import isolation, protocol
@@ -115,15 +114,32 @@ Compiled = tuple[types.CodeType | None, dict[str, Any] | None, tuple[str, ...]]
 NOTHING: Compiled = (None, None, ())
 
 
-@lru_cache(maxsize=4096)
 def _compile(source: str, filename: str) -> Compiled:
-    """Trusted code (harness, tests) compiled once per worker, with the modules it imports (which the
-    child watches for tampering); a compile error becomes a failure."""
+    """Trusted code (harness, tests) compiled with the modules it imports (which the child watches
+    for tampering); a compile error becomes a failure."""
     try:
         code = compile(source, filename, "exec", dont_inherit=True)
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
         return None, _compile_error(exc), ()
     return code, None, imported_modules(code)
+
+
+class Suite:
+    """A program's trusted part, compiled once per worker: the harness, the tests and the modules
+    they import. The pool defines each suite once and then names it in every request that uses it."""
+
+    __slots__ = ("harness", "harness_error", "modules", "tests")
+
+    def __init__(self, harness: str, tests: list[str]) -> None:
+        self.harness, self.harness_error, modules = (
+            _compile(harness, HARNESS_FILENAME) if harness else NOTHING
+        )
+        self.tests = []
+        for index, source in enumerate(tests, 1):
+            code, error, imports = _compile(source, test_filename(index))
+            self.tests.append((code, source, error))
+            modules += imports
+        self.modules = tuple(dict.fromkeys(modules))
 
 
 class Worker:
@@ -155,6 +171,7 @@ class Worker:
             self.plan, self.limits, self.options, config.get("uid"), recorder
         )
         self.flushers = (sys.stdout.flush, sys.stderr.flush)
+        self.suites: dict[int, Suite | str] = {}  # defined by the pool, see protocol
         self._rlimit_cache: dict[float, tuple[tuple[str, int, int], ...]] = {}
         gc.collect()
         gc.freeze()  # forks do not touch the preloaded objects' GC headers: fewer copied pages
@@ -172,23 +189,20 @@ class Worker:
         return rlimits
 
     def run(self, spec: dict[str, Any], token: str) -> dict[str, Any]:
-        """Run one program (its wire form); what was observed, for the pool to classify.
+        """Run one program (its wire form, naming a suite defined earlier); what was observed, for
+        the pool to classify.
 
         The worker deliberately does no more than this per program: after each fork every page it
-        writes costs a page fault, so parsing and classifying happen in the pool.
+        writes costs a page fault, so parsing and classifying happen in the pool, and the harness
+        and tests arrive (and are compiled) once per suite, not once per program.
         """
-        harness, harness_error, modules = (
-            _compile(spec["harness"], HARNESS_FILENAME) if spec["harness"] else NOTHING
-        )
-        tests = []
-        for index, (source, _name) in enumerate(spec["tests"], 1):
-            code, error, imports = _compile(source, test_filename(index))
-            tests.append((code, source, error))
-            modules += imports
+        suite = self.suites.get(spec["s"])
+        if not isinstance(suite, Suite):
+            raise RuntimeError(f"cannot run a program of suite {spec['s']}:\n{suite or 'not defined'}")
         job = self.child.Job(
-            code=spec["code"], harness=harness, harness_error=harness_error, harness_modules=modules,
-            tests=tests, entry_point=spec["entry_point"], seed=spec["seed"],
-            stop_on_failure=spec["stop_on_failure"], token=token, flushers=self.flushers,
+            code=spec["code"], harness=suite.harness, harness_error=suite.harness_error,
+            harness_modules=suite.modules, tests=suite.tests, entry_point=spec["entry_point"],
+            seed=spec["seed"], stop_on_failure=spec["stop_on_failure"], token=token, flushers=self.flushers,
         )  # fmt: skip
         return self._execute(job, spec["timeout_s"])
 
@@ -323,7 +337,7 @@ class Worker:
     # -- the request loop ----------------------------------------------------------------------
 
     def send(self, message: dict[str, Any]) -> None:
-        data = memoryview(protocol.encode(message))
+        data = memoryview(protocol.encode_plain(message))
         while data:
             data = data[os.write(self.proto_out, data) :]
 
@@ -346,6 +360,15 @@ class Worker:
                     self._handle(protocol.decode(line))
 
     def _handle(self, message: dict[str, Any]) -> None:
+        if "suite" in message:
+            try:
+                self.suites[message["suite"]] = Suite(message["harness"], message["tests"])
+            except Exception:  # noqa: BLE001 - reported with each request that uses the suite
+                self.suites[message["suite"]] = traceback.format_exc()[-3000:]
+            return
+        if "forget" in message:
+            self.suites.clear()
+            return
         try:
             answer = {"id": message["id"], "o": self.run(message["p"], message["t"])}
         except Exception:  # noqa: BLE001 - one bad request must not take the worker down
