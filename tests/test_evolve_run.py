@@ -298,9 +298,30 @@ def test_progress_reports_each_genome_and_each_generation(tmp_path: Path) -> Non
 def test_the_smoke_experiment_runs_end_to_end_through_transformers(tmp_path: Path) -> None:
     from neatpipe.experiment import load_experiment
 
-    exp = load_experiment("experiments/smoke.yaml", base_dir=tmp_path)  # the tiny model is built under tmp_path
+    exp = load_experiment(
+        "experiments/smoke.yaml", base_dir=tmp_path
+    )  # the tiny model is built under tmp_path
     run = evolve(exp, out=tmp_path / "run", progress=False)
     assert (tmp_path / "runs" / "tiny-model" / "config.json").is_file()
     assert run.status == "finished" and len(run.history) == 2 and not run.synthetic
     assert sum(r.model_calls for r in run.history) > 0  # real calls through the transformers backend
     assert (run.run_dir / "champion.yaml").is_file() and run.validation
+
+
+def test_evaluate_runs_through_the_real_transformers_path_with_a_tiny_model(tmp_path: Path, capsys) -> None:
+    from neatpipe.models.tiny import make_tiny_model
+
+    model = make_tiny_model(tmp_path / "tiny", arch="llama", seed=2).path
+    pool = tmp_path / "pool.yaml"
+    pool.write_text(f"qwen2.5-coder-1.5b: {{spec: 'hf:{model}', device: cpu, dtype: float32}}\n")
+    genome = tmp_path / "self-refine.yaml"  # the shipped genome with token budgets a CPU answers quickly
+    text = Path("genomes/self-refine.yaml").read_text()
+    genome.write_text(
+        text.replace("max_tokens: 512", "max_tokens: 16").replace("max_tokens: 768", "max_tokens: 16")
+    )
+    args = ["evaluate", str(genome), "--models", str(pool), "--limit", "2", "--json"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    (entry,) = report["evaluations"]
+    assert entry["synthetic"] is False and entry["model_calls"] >= 2  # generator + at least one refine call
+    assert entry["completion_tokens"] > 0 and len(entry["problems"]) == 2
