@@ -94,9 +94,17 @@ class FakeServer:
                 with server.lock:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                self.counted = True
                 try:
                     self._answer(body)
                 finally:
+                    self._done()
+
+            def _done(self):
+                # a request stops counting before its answer is written: once a client has read the
+                # answer it may send its next request before this thread would get to run again
+                if getattr(self, "counted", False):
+                    self.counted = False
                     with server.lock:
                         server.in_flight -= 1
 
@@ -124,6 +132,7 @@ class FakeServer:
                     times = server.seen[key]
                 if model == "slow":
                     time.sleep(server.slow_s)
+                self._done()
                 if model == "flaky" and times <= server.fail_times:
                     return self._send(503, {"error": "model is loading"})
                 if model == "drop" or (model == "drop-once" and times == 1):
