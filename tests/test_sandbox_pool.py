@@ -258,3 +258,32 @@ def test_it_works_as_an_ordinary_user() -> None:
     statuses = [(r["status"], r["error_type"]) for r in data["results"]]
     assert statuses[:3] == [("passed", None), ("timeout", "Timeout"), ("timeout", "Timeout")]
     assert statuses[3][0] != "passed" and data["after"] == "passed"
+
+
+def test_a_package_under_tmp_keeps_the_real_tmp_and_still_runs_programs(tmp_path: Path) -> None:
+    """A checkout under /tmp: a private tmpfs on /tmp would hide the package from its own worker."""
+    assert str(tmp_path.resolve()).startswith("/tmp/")
+    shutil.copytree(
+        Path(pool.__file__).parents[1], tmp_path / "neatpipe", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    script = textwrap.dedent(
+        """
+        import json, sys
+        sys.path.insert(0, sys.argv[1])
+        import neatpipe.sandbox as sb
+        assert sb.__file__.startswith(sys.argv[1]), sb.__file__
+        with sb.Sandbox(workers=1) as pool:
+            ok = pool.run(sb.Program("x = 1", tests=(sb.TestCase("assert x == 1"),)))
+            bad = pool.run(sb.Program("x = 2", tests=(sb.TestCase("assert x == 1"),)))
+            report = pool.isolation
+        print(json.dumps([ok.status.value, bad.error_type, report.to_dict()]))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60, check=True
+    )
+    status, error, report = json.loads(out.stdout.splitlines()[-1])
+    assert (status, error) == ("passed", "AssertionError")
+    if sys.platform.startswith("linux") and os.geteuid() == 0:
+        text = json.dumps(report)
+        assert "private" in text and "lies under /tmp" in text  # the fallback is recorded with its reason

@@ -181,6 +181,13 @@ def _mount_private_tmp(limits: Limits, rec: Recorder) -> bool:
     return True
 
 
+def hidden_by_private_tmp(directories: list[str]) -> list[str]:
+    """The directories the worker needs (the package, the interpreter's libraries) that a tmpfs on
+    ``/tmp`` would cover: with any of them, the worker keeps the real ``/tmp`` (a documented fallback)."""
+    prefix = os.path.join(PRIVATE_TMP, "")
+    return [d for d in directories if os.path.join(os.path.realpath(d), "").startswith(prefix)]
+
+
 def _blocked_directory(path: str) -> str | None:
     """The first directory on the way to ``path`` (itself included) that other users cannot enter."""
     current = "/"
@@ -241,10 +248,13 @@ def _expose(directories: list[str], rec: Recorder) -> None:
         rec.note("privilege_drop", "hidden behind a tmpfs: " + "; ".join(exposed))
 
 
-def setup_namespaces(limits: Limits, options: Isolation, rec: Recorder, directories: list[str]) -> Plan:
+def setup_namespaces(
+    limits: Limits, options: Isolation, rec: Recorder, directories: list[str], worker_only: list[str] = ()
+) -> Plan:
     """Namespaces, mounts and worker-wide settings; returns the plan the rest builds on.
 
-    ``directories`` are the interpreter's library directories, which programs must be able to read.
+    ``directories`` are the interpreter's library directories, which programs must be able to read;
+    ``worker_only`` are directories only the worker reads after this (neatpipe's own package).
     """
     plan = Plan()
     _worker_wide_settings(rec)
@@ -278,7 +288,16 @@ def setup_namespaces(limits: Limits, options: Isolation, rec: Recorder, director
     else:
         rec.on("network_namespace", "empty network namespace: no interface is up, every connection fails")
     rec.on("mount_namespace")
-    plan.private_tmp = _mount_private_tmp(limits, rec)
+    hidden = hidden_by_private_tmp([*directories, *worker_only])
+    if hidden:
+        rec.off(
+            "private_tmp",
+            f"{hidden[0]} lies under {PRIVATE_TMP}, which a private {PRIVATE_TMP} would hide from the worker "
+            f"(install neatpipe and its interpreter outside {PRIVATE_TMP} to get one)",
+        )
+        plan.private_tmp = False
+    else:
+        plan.private_tmp = _mount_private_tmp(limits, rec)
     if plan.private_tmp and os.geteuid() == 0 and options.drop_privileges:
         try:
             _expose(directories, rec)

@@ -153,7 +153,8 @@ class Worker:
         self.proto_out = proto_out
         recorder = isolation.Recorder()
         directories = [p for p in sys.path if p and os.path.isdir(p)]
-        self.plan = isolation.setup_namespaces(self.limits, self.options, recorder, directories)
+        package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../neatpipe, read below
+        self.plan = isolation.setup_namespaces(self.limits, self.options, recorder, directories, [package])
         _preload()
         self.guard = load_private("neatpipe.sandbox.guard")
         self.child = load_private("neatpipe.sandbox.child")
