@@ -1,4 +1,4 @@
-"""``neatpipe bench sandbox|generation``: speed benchmarks that print tables."""
+"""``neatpipe bench sandbox|generation|pipeline``: speed benchmarks that print tables."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ import importlib
 _BENCHMARKS = {
     "sandbox": ("neatpipe.perf.sandbox", "programs per second: neatpipe's sandbox against the alternatives"),
     "generation": ("neatpipe.perf.generation", "tokens per second of batched generation (GPU)"),
+    "pipeline": (
+        "neatpipe.perf.pipeline",
+        "a pipeline batched across problems against one problem at a time",
+    ),
 }
 
 
