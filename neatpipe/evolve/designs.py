@@ -151,8 +151,8 @@ def render_designs(
             f"feedback: {ev.feedback}",
             "",
             f"fitness {ev.fitness:.3f} (penalty {ev.penalty:.3f}); cost: {ev.prompt_tokens:,} prompt + "
-            f"{ev.completion_tokens:,} completion tokens, {ev.model_calls:,} model calls and {ev.cache_hits:,} "
-            f"answers from the cache, {ev.wall_s:.1f} s",
+            f"{ev.completion_tokens:,} completion tokens, {ev.model_calls:,} model requests ({ev.cache_hits:,} "
+            f"answered by the completion cache), {ev.wall_s:.1f} s",
         ]
         for key in ("early_stopping", "error_fix", "transitions"):
             if key in r.tables:
