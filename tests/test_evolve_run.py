@@ -325,3 +325,41 @@ def test_evaluate_runs_through_the_real_transformers_path_with_a_tiny_model(tmp_
     (entry,) = report["evaluations"]
     assert entry["synthetic"] is False and entry["model_calls"] >= 2  # generator + at least one refine call
     assert entry["completion_tokens"] > 0 and len(entry["problems"]) == 2
+
+
+def test_racing_in_a_run_scores_weak_genomes_on_fewer_problems(tmp_path: Path) -> None:
+    base = (
+        EXPERIMENT.format(seed=3, generations=1)
+        .replace("subset: {size: 6, policy: rotating}", "subset: {size: 48}")
+        .replace("coder: synthetic:coder-1.5b", "coder: synthetic:coder-3b")  # a strong and a weak model
+    )
+    plain, raced = tmp_path / "plain.yaml", tmp_path / "raced.yaml"
+    plain.write_text(base)
+    raced.write_text(
+        base.replace("fitness:\n", "fitness:\n  racing: {enabled: true, size: 12, margin: 0.0}\n")
+    )
+    a = evolve(plain, out=tmp_path / "a", progress=False)
+    b = evolve(raced, out=tmp_path / "b", progress=False)
+    assert a.history[0].evaluations_paid % 48 == 0  # without racing every distinct genome sees all 48
+    assert b.history[0].evaluations_paid < a.history[0].evaluations_paid  # dropped genomes stopped early
+    with gzip.open(b.run_dir / "trajectories" / "gen-0000.jsonl.gz", "rt") as f:
+        per_genome: dict[str, set[str]] = {}
+        for line in f:
+            data = json.loads(line)
+            per_genome.setdefault(data["genome"], set()).add(data["task_id"])
+    sizes = sorted(len(v) for v in per_genome.values())
+    assert sizes[0] < 48 and sizes[-1] == 48  # someone was dropped early, the best went the whole way
+    assert b.history[0].best_fitness == a.history[0].best_fitness  # the same best genome and score
+
+
+def test_evaluate_reads_a_subset_file_and_mbpp(tmp_path: Path, capsys, mbpp_path: Path) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text("Mbpp/11\nMbpp/12\nMbpp/14\n")  # the default split is test (11-510)
+    args = ["evaluate", "genomes/solo.yaml", "--benchmark", "mbpp", "--mbpp", str(mbpp_path), "--subset", str(ids),
+            "--model", "qwen2.5-coder-1.5b=synthetic:coder-1.5b", "--json"]  # fmt: skip
+    assert main(args) == 0
+    (entry,) = json.loads(capsys.readouterr().out)["evaluations"]
+    assert entry["problems"] == ["Mbpp/11", "Mbpp/12", "Mbpp/14"] and entry["benchmark"] == "mbpp"
+    ids.write_text("Mbpp/11\nHumanEval/0\n")
+    assert main(args) == 2
+    assert "unknown task ids for mbpp: HumanEval/0" in capsys.readouterr().err
