@@ -486,7 +486,7 @@ class RacingSettings:
     enabled: bool = _f(False, "race genomes before the full subset")
     size: int = _f(8, "problems of the first, small evaluation", check=_at_least(1))
     margin: float = _f(
-        0.1, "extend a genome whose small-subset pass rate is within this of the best", check=_at_least(0.0)
+        0.1, "also extend every genome whose fitness is within this of the best so far", check=_at_least(0.0)
     )
 
     def __post_init__(self) -> None:
