@@ -85,6 +85,8 @@ class EvolutionRun:
         champion = load_genome(root / "champion.yaml") if (root / "champion.yaml").exists() else None
         validation = read_json(root / VALIDATION_FILE) if (root / VALIDATION_FILE).exists() else []
         history = read_history(root)
+        designs_file = root / "evaluation.json"
+        designs = read_json(designs_file).get("evaluations", []) if designs_file.exists() else []
         return cls(
             root,
             history,
@@ -92,7 +94,8 @@ class EvolutionRun:
             (summary.get("champion") or {}).get("fitness"),
             validation,
             summary.get("status", "interrupted"),
-            any(r.synthetic for r in history),
+            bool(summary.get("synthetic")) or any(r.synthetic for r in history),
+            designs,
         )
 
 
