@@ -289,3 +289,7 @@ def test_a_package_under_tmp_keeps_the_real_tmp_and_still_runs_programs(tmp_path
     if sys.platform.startswith("linux") and os.geteuid() == 0:
         text = json.dumps(report)
         assert "private" in text and "lies under /tmp" in text  # the fallback is recorded with its reason
+        assert not any(name.startswith("neatpipe-expose-") for name in os.listdir("/tmp"))  # staging removed
+        features = {f["name"]: f["active"] for f in report["features"]}
+        if features.get("mount_namespace"):  # the privilege drop survives without the private /tmp
+            assert features["privilege_drop"] and features["rlimit_nproc"], report

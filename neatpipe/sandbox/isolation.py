@@ -202,7 +202,17 @@ def _blocked_directory(path: str) -> str | None:
     return None
 
 
-def _expose(directories: list[str], rec: Recorder) -> None:
+def _make_mounts_private(rec: Recorder) -> bool:
+    """Stop mount events from propagating to the host (needed before any mount in our namespace)."""
+    try:
+        _linux.mount(None, "/", None, _linux.MS_REC | _linux.MS_PRIVATE)
+    except OSError as exc:
+        rec.note("privilege_drop", f"cannot make the mount table private: {_reason(exc)}")
+        return False
+    return True
+
+
+def _expose(directories: list[str], rec: Recorder, private_tmp: bool = True) -> None:
     """Make the interpreter's directories reachable by an unprivileged uid, hiding everything else.
 
     A pyenv or a virtual environment under ``/root`` sits behind a 0700 directory: a program running
@@ -211,7 +221,21 @@ def _expose(directories: list[str], rec: Recorder) -> None:
     the subtrees leading to the interpreter are bind-mounted back into it (which also hides the rest
     of the home directory from programs).
     """
-    staging = os.path.join(PRIVATE_TMP, ".expose")
+    # staging for bind mounts on their way back: in the private /tmp, or without one a fresh directory
+    # in the real /tmp (top-level, so never inside a directory this covers), removed again below
+    staging = (
+        os.path.join(PRIVATE_TMP, ".expose")
+        if private_tmp
+        else tempfile.mkdtemp(prefix="neatpipe-expose-", dir=PRIVATE_TMP)
+    )
+    try:
+        _expose_through(directories, rec, staging)
+    finally:
+        if os.path.isdir(staging):
+            os.rmdir(staging)
+
+
+def _expose_through(directories: list[str], rec: Recorder, staging: str) -> None:
     exposed = []
     for _round in range(4):  # a subtree may itself contain a closed directory
         blocked: dict[str, set[str]] = {}
@@ -242,8 +266,6 @@ def _expose(directories: list[str], rec: Recorder) -> None:
                 _linux.mount(os.path.join(staging, str(i)), os.path.join(parent, name), None, _linux.MS_MOVE)
                 os.rmdir(os.path.join(staging, str(i)))
             exposed.append(f"{parent} (showing only {', '.join(names)})")
-    if os.path.isdir(staging):
-        os.rmdir(staging)
     if exposed:
         rec.note("privilege_drop", "hidden behind a tmpfs: " + "; ".join(exposed))
 
@@ -296,11 +318,13 @@ def setup_namespaces(
             f"(install neatpipe and its interpreter outside {PRIVATE_TMP} to get one)",
         )
         plan.private_tmp = False
+        private_mounts = _make_mounts_private(rec)
     else:
         plan.private_tmp = _mount_private_tmp(limits, rec)
-    if plan.private_tmp and os.geteuid() == 0 and options.drop_privileges:
+        private_mounts = plan.private_tmp
+    if private_mounts and os.geteuid() == 0 and options.drop_privileges:
         try:
-            _expose(directories, rec)
+            _expose(directories, rec, plan.private_tmp)
         except OSError as exc:
             rec.fail("privilege_drop", f"cannot expose the interpreter's directories: {_reason(exc)}")
     if plan.private_tmp:
