@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name == name:  # an area not built yet
+            if exc.name == name:  # an area left out of this installation
                 continue
             raise
         module.register(sub)

@@ -50,7 +50,7 @@ def load_backend(
     target = LOADERS.get(parsed.kind)
     if target is None:
         raise BackendUnavailableError(
-            f"{parsed.to_string()}: the {parsed.kind!r} backend is not built yet; "
+            f"{parsed.to_string()}: no loader is registered for the {parsed.kind!r} backend; "
             f"available kinds: {', '.join(available_kinds())}"
         )
     module_name, func_name = target.split(":")
