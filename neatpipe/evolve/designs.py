@@ -83,19 +83,11 @@ def evaluate_designs(
     if len(set(labels)) != len(labels):
         raise ValueError(f"design labels must be unique, got {labels}")
     results = []
-    runs: list[Any] = []
-    previous = evaluator.on_run
-    evaluator.on_run = runs.append
-    try:
-        for d in designs:
-            before = len(runs)
+    for d in designs:
+        with evaluator.collecting_runs() as runs:
             ev = evaluator.evaluate(d.genome, problems, repeats, label=d.label)
-            trajectories = [
-                dataclasses.replace(t, label=d.label) for run in runs[before:] for t in run.trajectories
-            ]
-            results.append(DesignResult(d, ev, trajectories))
-    finally:
-        evaluator.on_run = previous
+        trajectories = [dataclasses.replace(t, label=d.label) for run in runs for t in run.trajectories]
+        results.append(DesignResult(d, ev, trajectories))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / TRAJECTORIES_FILE
         write_trajectories(path, [t for r in results for t in r.trajectories])

@@ -18,7 +18,8 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -380,6 +381,23 @@ class Evaluator:
     @property
     def feedback_source(self) -> str:
         return self.feedback or "genome"
+
+    @contextmanager
+    def collecting_runs(self) -> Iterator[list[Any]]:
+        """Every ``PipelineRun`` made inside the block, in a list (``on_run`` is still called)."""
+        runs: list[Any] = []
+        previous = self.on_run
+
+        def collect(run: Any) -> None:
+            runs.append(run)
+            if previous is not None:
+                previous(run)
+
+        self.on_run = collect
+        try:
+            yield runs
+        finally:
+            self.on_run = previous
 
     def _uses_synthetic(self, genome: Any) -> bool:
         used = _genome_models(genome) & set(self._synthetic)
@@ -813,12 +831,13 @@ class NeatFitness:
     def __init__(
         self,
         evaluator: Evaluator,
-        problems: SubsetSchedule | ProblemSet | Sequence[Problem],
+        problems: SubsetSchedule | ProblemSet | Sequence[Problem] | Callable[[int], Sequence[Problem]],
         *,
         repeats: int | None = None,
         racing: Racing | None = None,
         start_generation: int = 0,
         on_generation: Callable[[GenerationRecord, dict[Any, Evaluation]], None] | None = None,
+        progress: Callable[[int, int, int], None] | None = None,
     ) -> None:
         self.evaluator = evaluator
         self.schedule = problems
@@ -826,18 +845,29 @@ class NeatFitness:
         self.racing = racing
         self.generation = start_generation
         self.on_generation = on_generation
+        self.progress = progress  # progress(generation, done, total) per distinct genome scored
         self.evaluations: dict[Any, Evaluation] = {}
         self.history: list[GenerationRecord] = []
 
     def problems_for(self, generation: int) -> ProblemSet | Sequence[Problem]:
+        """The generation's problems: from a ``SubsetSchedule``, a function of the generation, or fixed."""
         if isinstance(self.schedule, SubsetSchedule):
             return self.schedule.for_generation(generation)
+        if callable(self.schedule):
+            return self.schedule(generation)
         return self.schedule
 
     def __call__(self, genomes: list[tuple[Any, Any]], config: Any) -> None:
         problems = self.problems_for(self.generation)
         runs, reuses = self.evaluator.problem_runs, self.evaluator.problem_reuses
-        evaluations = self.evaluator.evaluate_population(genomes, problems, self.repeats, racing=self.racing)
+        generation, progress = self.generation, self.progress
+        evaluations = self.evaluator.evaluate_population(
+            genomes,
+            problems,
+            self.repeats,
+            racing=self.racing,
+            progress=None if progress is None else lambda done, total: progress(generation, done, total),
+        )
         for key, genome in genomes:
             genome.fitness = float(evaluations[key].fitness)
         best_key = max(evaluations, key=lambda k: evaluations[k].fitness)
@@ -859,21 +889,5 @@ class NeatFitness:
         self.generation += 1
 
 
-def neat_fitness_function(
-    evaluator: Evaluator,
-    problems: SubsetSchedule | ProblemSet | Sequence[Problem],
-    *,
-    repeats: int | None = None,
-    racing: Racing | None = None,
-    start_generation: int = 0,
-    on_generation: Callable[[GenerationRecord, dict[Any, Evaluation]], None] | None = None,
-) -> NeatFitness:
-    """The callable to hand to ``neat.Population.run(fitness_function, n)``."""
-    return NeatFitness(
-        evaluator,
-        problems,
-        repeats=repeats,
-        racing=racing,
-        start_generation=start_generation,
-        on_generation=on_generation,
-    )
+#: The callable to hand to ``neat.Population.run(fitness_function, n)`` (the class itself).
+neat_fitness_function = NeatFitness

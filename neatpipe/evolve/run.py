@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from neatpipe.evolve.checkpoint import capture, load_checkpoint, save_checkpoint
+from neatpipe.evolve.evaluator import NeatFitness
 from neatpipe.evolve.runlog import (
     CHECKPOINT_FILE,
     GENERATIONS_FILE,
@@ -180,6 +181,7 @@ def run_evolution(
     progress: Progress | None = None,
     meta: Mapping[str, Any] | None = None,
     baselines: Sequence[Any] = (),
+    on_generation_done: Callable[[GenerationLog], None] | None = None,
 ) -> EvolutionRun:
     """Run (or continue) an evolution in ``run_dir`` until ``budgets`` are spent.
 
@@ -187,7 +189,8 @@ def run_evolution(
     is continued; otherwise a new population is made from ``config`` (and ``initial_genomes``, which
     replace the first members of the first generation). ``held_out`` problems validate the best
     ``validate_top`` genomes with ``validate_repeats`` repeats at the end, and the ``baselines``
-    (:class:`~neatpipe.evolve.designs.Design`) next to them.
+    (:class:`~neatpipe.evolve.designs.Design`) next to them. ``on_generation_done(log)`` is called
+    after each generation is logged and checkpointed.
     """
     import neat
 
@@ -212,42 +215,23 @@ def run_evolution(
     tokens_spent = sum(r.tokens for r in history)
     by_hash: dict[str, Any] = {}  # the search evaluation of every distinct genome scored in this session
 
-    def fitness_function(genomes: list[tuple[int, Any]], _config: Any) -> None:
-        generation = population.generation
-        problems = list(subset(generation))
-        paid_before, reused_before = evaluator.problem_runs, evaluator.problem_reuses
-        runs: list[Any] = []
-        previous_on_run = evaluator.on_run
-
-        def on_run(run: Any) -> None:
-            runs.append(run)
-            if previous_on_run is not None:
-                previous_on_run(run)
-
-        evaluator.on_run = on_run
-        try:
-            result = evaluator.evaluate_population(
-                genomes, problems, racing=racing, progress=lambda d, t: progress.genome_done(generation, d, t)
-            )
-        finally:
-            evaluator.on_run = previous_on_run
+    def on_generation(record: Any, result: Mapping[Any, Any]) -> None:
+        generation = record.generation
+        genomes = list(population.population.items())
         for ev in result.values():
             if ev.genome not in by_hash or ev.fitness > by_hash[ev.genome].fitness:
                 by_hash[ev.genome] = ev
-        for key, genome in genomes:
-            genome.fitness = float(result[key].fitness)
-        record = _record(
+        log = _record(
             generation,
             genomes,
             result,
             population,
-            problems,
-            paid=evaluator.problem_runs - paid_before,
-            reused=evaluator.problem_reuses - reused_before,
+            record.problems,
+            paid=record.problem_runs,
+            reused=record.problem_reuses,
             elapsed=offset + time.monotonic() - started,
         )
-        best_key = max(genomes, key=lambda kg: kg[1].fitness)[0]
-        best = dict(genomes)[best_key]
+        best = population.population[record.best_key]
         stem = run_dir / GENOMES_DIR / generation_stem(generation)
         _save_genome_files(best, stem, f"best of generation {generation}: fitness {best.fitness:.4f}")
         if runs:
@@ -255,23 +239,38 @@ def run_evolution(
                 run_dir / TRAJECTORIES_DIR / f"{generation_stem(generation)}.jsonl.gz",
                 (t.to_dict() for run in runs for t in run.trajectories),
             )
-        append_line(run_dir / GENERATIONS_FILE, record.to_dict())
-        history.append(record)
+            runs.clear()
+        append_line(run_dir / GENERATIONS_FILE, log.to_dict())
+        history.append(log)
         nonlocal tokens_spent
-        tokens_spent += record.tokens
+        tokens_spent += log.tokens
 
+    fitness = NeatFitness(
+        evaluator,
+        subset,
+        racing=racing,
+        start_generation=population.generation,
+        on_generation=on_generation,
+        progress=progress.genome_done,
+    )
     try:
-        while population.generation < budgets.generations:
-            if budgets.wall_time_s is not None and offset + time.monotonic() - started >= budgets.wall_time_s:
-                status = "stopped: wall-time budget spent"
-                break
-            if budgets.tokens is not None and tokens_spent >= budgets.tokens:
-                status = "stopped: token budget spent"
-                break
-            population.run(fitness_function, 1)
-            done_here += 1
-            save_checkpoint(checkpoint_path, capture(population, config))
-            progress.generation_done(history[-1], started, done_here)
+        with evaluator.collecting_runs() as runs:
+            while population.generation < budgets.generations:
+                if (
+                    budgets.wall_time_s is not None
+                    and offset + time.monotonic() - started >= budgets.wall_time_s
+                ):
+                    status = "stopped: wall-time budget spent"
+                    break
+                if budgets.tokens is not None and tokens_spent >= budgets.tokens:
+                    status = "stopped: token budget spent"
+                    break
+                population.run(fitness, 1)
+                done_here += 1
+                save_checkpoint(checkpoint_path, capture(population, config))
+                if on_generation_done is not None:
+                    on_generation_done(history[-1])
+                progress.generation_done(history[-1], started, done_here)
     except KeyboardInterrupt:
         status = "interrupted"
         _write_summary(run_dir, history, population, status, meta, evaluator)
@@ -319,7 +318,7 @@ def _record(
     genomes: list[tuple[int, Any]],
     evaluations: Mapping[Any, Any],
     population: Any,
-    problems: Sequence[Any],
+    problems: Sequence[str],
     *,
     paid: int,
     reused: int,
@@ -343,7 +342,7 @@ def _record(
         mean_nodes=statistics.fmean(len(g.nodes) for _, g in genomes),
         best_nodes=len(best.nodes),
         best_model_calls=int(best.complexity().model_calls),
-        problems=[p.task_id for p in problems],
+        problems=list(problems),
         evaluations_paid=paid,
         evaluations_reused=reused,
         prompt_tokens=sum(e.prompt_tokens for e in unique if e.new_evaluations),
@@ -385,21 +384,11 @@ def _validate(
     run_dir: Path,
     search: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    runs: list[Any] = []
-    previous = evaluator.on_run
-    evaluator.on_run = runs.append
-    try:
-        known = {
-            g.key: search[g.behaviour_hash()] for g in champions if search and g.behaviour_hash() in search
-        }
+    known = {g.key: search[g.behaviour_hash()] for g in champions if search and g.behaviour_hash() in search}
+    with evaluator.collecting_runs() as runs:
         results = evaluator.validate_champions(
-            [(g.key, g) for g in champions],
-            held_out,
-            repeats,
-            search=known,
+            [(g.key, g) for g in champions], held_out, repeats, search=known
         )
-    finally:
-        evaluator.on_run = previous
     if runs:
         champion_hash = champions[0].behaviour_hash()
         write_jsonl_gz(
@@ -624,11 +613,8 @@ def evolve(
     directory is the experiment's ``output`` (or ``out``); ``resume`` reads the resolved experiment kept
     there, so a resumed run uses the settings it started with.
     """
-    from neatpipe.evolve.designs import experiment_designs
-    from neatpipe.evolve.evaluator import Evaluator, ResultStore
-    from neatpipe.evolve.runlog import EVALUATIONS_FILE, EXPERIMENT_FILE, NEAT_CONFIG_FILE
+    from neatpipe.evolve.runlog import EXPERIMENT_FILE, NEAT_CONFIG_FILE
     from neatpipe.experiment import Experiment, load_experiment
-    from neatpipe.sandbox import Sandbox
 
     if resume is not None:
         run_dir = Path(resume)
@@ -647,16 +633,47 @@ def evolve(
             raise SetupError(f"{run_dir} already holds a run; continue it with --resume {run_dir}")
     evolve.last_run_dir = run_dir  # type: ignore[attr-defined]
     models = _build_models(exp)  # fails fast when a model is missing, before the run directory exists
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if resume is None:
-        exp.write(run_dir / EXPERIMENT_FILE)
-        if exp.mode == "evolve":
-            exp.write_neat_config(run_dir / NEAT_CONFIG_FILE)
-    if exp.mode == "evaluate":
-        return _evaluate_experiment(exp, models, run_dir, reporter_stream=sys.stderr if progress else None)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if resume is None:
+            exp.write(run_dir / EXPERIMENT_FILE)
+            if exp.mode == "evolve":
+                exp.write_neat_config(run_dir / NEAT_CONFIG_FILE)
+        if exp.mode == "evaluate":
+            return _evaluate_experiment(
+                exp, models, run_dir, reporter_stream=sys.stderr if progress else None
+            )
+        return _evolve_experiment(exp, models, run_dir, generations, progress)
+    finally:
+        for backend in models.values():
+            backend.close()
+
+
+def _evaluator(exp: Any, models: Mapping[str, Any], sandbox: Any, store: Any, repeats: int) -> Any:
+    """The evaluator an experiment asks for, over its models, a started sandbox and the run's store."""
+    from neatpipe.evolve.evaluator import Evaluator
+
+    return Evaluator(
+        models,
+        sandbox,
+        feedback=None if exp.feedback == "genome" else exp.feedback,
+        penalty=_penalty(exp),
+        repeats=repeats,
+        seed=exp.seed,
+        result_cache=store,
+    )
+
+
+def _evolve_experiment(
+    exp: Any, models: Mapping[str, Any], run_dir: Path, generations: int | None, progress: bool | Progress
+) -> EvolutionRun:
+    from neatpipe.evolve.designs import experiment_designs
+    from neatpipe.evolve.evaluator import ResultStore
+    from neatpipe.evolve.runlog import EVALUATIONS_FILE
+    from neatpipe.sandbox import Sandbox
+
     config = exp.neat_config()
-    problems = exp.load_problems()
-    pool, held_out = exp.split_problems(problems)
+    pool, held_out = exp.split_problems(exp.load_problems())
     budgets = Budgets(generations or exp.budget.generations, exp.budget.wall_time, exp.budget.tokens)
     reporter = progress if isinstance(progress, Progress) else Progress(sys.stderr if progress else None,
                                                                         budgets.generations)  # fmt: skip
@@ -673,32 +690,11 @@ def evolve(
         "models": {m.name: m.spec.to_string() for m in exp.models},
     }
     with Sandbox() as sandbox, ResultStore(run_dir / EVALUATIONS_FILE) as store:
-        evaluator = Evaluator(
-            models,
-            sandbox,
-            feedback=None if exp.feedback == "genome" else exp.feedback,
-            penalty=_penalty(exp),
-            repeats=exp.fitness.repeats,
-            seed=exp.seed,
-            result_cache=store,
-        )
-
-        def subset(generation: int) -> Sequence[Any]:
-            return list(exp.search_subset(pool, generation))
-
-        class _Reporter(Progress):
-            def genome_done(self, generation: int, done: int, total: int) -> None:
-                reporter.genome_done(generation, done, total)
-
-            def generation_done(self, record: GenerationLog, started: float, done: int) -> None:
-                species_target.adjust(record.species)
-                reporter.generation_done(record, started, done)
-
-        run = run_evolution(
+        return run_evolution(
             config=config,
-            evaluator=evaluator,
+            evaluator=_evaluator(exp, models, sandbox, store, exp.fitness.repeats),
             run_dir=run_dir,
-            subset=subset,
+            subset=lambda generation: list(exp.search_subset(pool, generation)),
             budgets=budgets,
             held_out=list(held_out) if exp.validation.champions else [],
             validate_top=max(exp.validation.champions, 1),
@@ -706,13 +702,11 @@ def evolve(
             racing=_racing(exp),
             seed=exp.seed,
             initial_genomes=_initial_genomes(exp),
-            progress=_Reporter(None),
+            progress=reporter,
             meta=meta,
             baselines=experiment_designs(exp) if exp.validation.champions else [],
+            on_generation_done=lambda log: species_target.adjust(log.species),
         )
-    for backend in models.values():
-        backend.close()
-    return run
 
 
 def _evaluate_experiment(
@@ -727,25 +721,15 @@ def _evaluate_experiment(
         render_designs,
         write_design_files,
     )
-    from neatpipe.evolve.evaluator import Evaluator, ResultStore
+    from neatpipe.evolve.evaluator import ResultStore
     from neatpipe.evolve.runlog import EVALUATIONS_FILE
     from neatpipe.sandbox import Sandbox
 
     problems = list(exp.search_subset(exp.load_problems(), 0))
     designs = experiment_designs(exp)
     with Sandbox() as sandbox, ResultStore(run_dir / EVALUATIONS_FILE) as store:
-        evaluator = Evaluator(
-            models,
-            sandbox,
-            feedback=None if exp.feedback == "genome" else exp.feedback,
-            penalty=_penalty(exp),
-            repeats=exp.evaluate.repeats,
-            seed=exp.seed,
-            result_cache=store,
-        )
+        evaluator = _evaluator(exp, models, sandbox, store, exp.evaluate.repeats)
         results = evaluate_designs(evaluator, designs, problems, seed=exp.seed)
-    for backend in models.values():
-        backend.close()
     report = designs_report(results, exp.benchmark.name, len(problems))
     write_design_files(run_dir, results, report)
     if reporter_stream is not None:
