@@ -35,7 +35,8 @@ from typing import Any
 
 import yaml
 
-from neatpipe.genome.errors import ConfigError, GenomeError
+from neatpipe.genome.errors import ConfigError, GenomeError, problems_message
+from neatpipe.genome.fileio import StrictLoader
 from neatpipe.genome.settings import NEAT_DEFAULTS, GenomeSettings
 from neatpipe.models.cache import CACHE_MODES
 from neatpipe.models.errors import SpecError
@@ -86,12 +87,7 @@ class ExperimentError(ValueError):
             problems = (FieldProblem("", problems),)
         self.problems: tuple[FieldProblem, ...] = tuple(problems)
         self.source = source
-        head = f"{source}: " if source else ""
-        if len(self.problems) == 1:
-            text = head + str(self.problems[0])
-        else:
-            text = head + f"{len(self.problems)} problems:\n" + "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(text)
+        super().__init__(problems_message(self.problems, source))
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -1408,23 +1404,6 @@ def _derive(seed: int | None, *parts: object) -> int:
 # files
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """Rejects duplicate keys (plain YAML keeps the last one silently)."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def load_experiment(
     path: str | os.PathLike[str], base_dir: str | os.PathLike[str] | None = None, models: str | None = None
 ) -> Experiment:
@@ -1436,7 +1415,7 @@ def load_experiment(
     except OSError as exc:
         raise ExperimentError(f"cannot read: {exc.strerror}", source) from None
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ExperimentError(f"not valid YAML: {exc}", source) from None
     experiment = Experiment.from_dict(data, source=source, base_dir=base_dir)

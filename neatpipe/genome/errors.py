@@ -18,6 +18,14 @@ class Problem:
         return f"{self.where}: {self.message}" if self.where else self.message
 
 
+def problems_message(problems: Sequence[object], source: str | None = None) -> str:
+    """``source: problem`` for one problem, ``source: N problems:`` and one indented line each for more."""
+    head = f"{source}: " if source else ""
+    if len(problems) == 1:
+        return head + str(problems[0])
+    return head + f"{len(problems)} problems:\n" + "\n".join(f"  {p}" for p in problems)
+
+
 class GenomeError(ValueError):
     """A genome, or a graph file describing one, breaks a rule of the pipeline format.
 
@@ -30,12 +38,7 @@ class GenomeError(ValueError):
             problems = (Problem("", problems),)
         self.problems: tuple[Problem, ...] = tuple(problems)
         self.source = source
-        head = f"{source}: " if source else ""
-        if len(self.problems) == 1:
-            text = head + str(self.problems[0])
-        else:
-            text = head + f"{len(self.problems)} problems:\n" + "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(text)
+        super().__init__(problems_message(self.problems, source))
 
     def with_source(self, source: str) -> GenomeError:
         """The same problems, attributed to ``source`` (a file name)."""

@@ -371,12 +371,12 @@ def _parse_edge(
 # -- YAML and JSON ------------------------------------------------------------------------------
 
 
-class _StrictLoader(yaml.SafeLoader):
+class StrictLoader(yaml.SafeLoader):
     """A YAML loader that rejects duplicate keys (plain YAML keeps the last one silently, which
     would merge two nodes that share an id)."""
 
 
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
@@ -386,7 +386,7 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
     return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
 
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -422,7 +422,7 @@ def genome_from_yaml(
     text: str, source: str = "<yaml>", models: Sequence[str] | None = None, rules: Rules | None = None
 ) -> LoadedGenome:
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise GenomeError(f"not valid YAML: {exc}", source) from None
     return genome_from_data(data, source, models, rules)
