@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -304,54 +304,65 @@ def read_neatpipe_trajectories(path: str | Path) -> dict[str, TrajectorySet]:
     ``repeat``. Blank lines are skipped; any other unreadable line is an error naming file and line.
     """
     p = _check_path(path)
-    out: dict[str, TrajectorySet] = {}
-    seen: set[tuple[str, int, str]] = set()
-    with _open_text(p) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{p}:{lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TrajectoryFormatError(
-                    f"{where}: not JSON ({exc.msg}); expected one {NEATPIPE_FORMAT} object per line"
-                ) from exc
-            if not isinstance(rec, Mapping) or rec.get("format") != NEATPIPE_FORMAT:
-                got = rec.get("format") if isinstance(rec, Mapping) else type(rec).__name__
-                raise TrajectoryFormatError(
-                    f"{where}: expected a {NEATPIPE_FORMAT} object, got format {got!r}"
-                )
-            if "task_id" not in rec:
-                raise TrajectoryFormatError(f"{where}: missing 'task_id'")
-            name = str(rec.get("label") or rec.get("genome") or "pipeline")
-            repeat = int(rec.get("repeat", 0))
-            key = (name, repeat, str(rec["task_id"]))
-            if key in seen:
-                raise TrajectoryFormatError(
-                    f"{where}: {rec['task_id']} appears twice for {name!r} repeat {repeat}"
-                )
-            seen.add(key)
-            steps, early = _neatpipe_steps(rec, where)
-            ts = out.get(name)
-            if ts is None:
-                ts = out[name] = TrajectorySet(
-                    name=name, trajectories=[], source=str(p), kind="neatpipe", meta={}
-                )
-                for k in ("benchmark", "feedback", "synthetic", "genome"):
-                    if k in rec:
-                        ts.meta[k] = rec[k]
-            ts.trajectories.append(
-                IterationTrajectory(
-                    task_id=str(rec["task_id"]),
-                    steps=steps,
-                    repeat=repeat,
-                    early_stop=early,
-                    final_passed=bool(rec["passed"]) if "passed" in rec else None,
-                )
-            )
+
+    def records() -> Iterator[tuple[str, Any]]:
+        with _open_text(p) as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                where = f"{p}:{lineno}"
+                try:
+                    yield where, json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise TrajectoryFormatError(
+                        f"{where}: not JSON ({exc.msg}); expected one {NEATPIPE_FORMAT} object per line"
+                    ) from exc
+
+    out = neatpipe_sets_from_records(records(), str(p))
     if not out:
         raise TrajectoryFormatError(f"{p}: no trajectories; expected {NEATPIPE_FORMAT} JSON lines")
+    return out
+
+
+def neatpipe_sets_from_records(
+    records: Iterable[tuple[str, Any]], source: str = ""
+) -> dict[str, TrajectorySet]:
+    """:func:`read_neatpipe_trajectories` for records already in memory: ``(where, record)`` pairs, where
+    ``where`` names the record in errors and ``record`` is a trajectory's dictionary (``Trajectory.to_dict()``)."""
+    out: dict[str, TrajectorySet] = {}
+    seen: set[tuple[str, int, str]] = set()
+    for where, rec in records:
+        if not isinstance(rec, Mapping) or rec.get("format") != NEATPIPE_FORMAT:
+            got = rec.get("format") if isinstance(rec, Mapping) else type(rec).__name__
+            raise TrajectoryFormatError(f"{where}: expected a {NEATPIPE_FORMAT} object, got format {got!r}")
+        if "task_id" not in rec:
+            raise TrajectoryFormatError(f"{where}: missing 'task_id'")
+        name = str(rec.get("label") or rec.get("genome") or "pipeline")
+        repeat = int(rec.get("repeat", 0))
+        key = (name, repeat, str(rec["task_id"]))
+        if key in seen:
+            raise TrajectoryFormatError(
+                f"{where}: {rec['task_id']} appears twice for {name!r} repeat {repeat}"
+            )
+        seen.add(key)
+        steps, early = _neatpipe_steps(rec, where)
+        ts = out.get(name)
+        if ts is None:
+            ts = out[name] = TrajectorySet(
+                name=name, trajectories=[], source=source, kind="neatpipe", meta={}
+            )
+            for k in ("benchmark", "feedback", "synthetic", "genome"):
+                if k in rec:
+                    ts.meta[k] = rec[k]
+        ts.trajectories.append(
+            IterationTrajectory(
+                task_id=str(rec["task_id"]),
+                steps=steps,
+                repeat=repeat,
+                early_stop=early,
+                final_passed=bool(rec["passed"]) if "passed" in rec else None,
+            )
+        )
     return out
 
 

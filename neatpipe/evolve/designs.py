@@ -8,7 +8,6 @@ study's designs) and the baselines an evolution run validates next to its champi
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,14 +69,8 @@ def evaluate_designs(
     seed: int = 0,
 ) -> list[DesignResult]:
     """Score every design on ``problems`` with ``repeats`` repeats and compute its tables."""
-    from neatpipe.analysis import (
-        bootstrap_pass_at_1,
-        early_stopping_table,
-        error_fix_table,
-        load_trajectories,
-        transition_table,
-    )
-    from neatpipe.runtime.trajectory import write_trajectories
+    from neatpipe.analysis import bootstrap_pass_at_1, early_stopping_table, error_fix_table, transition_table
+    from neatpipe.analysis.iterations import neatpipe_sets_from_records
 
     labels = [d.label for d in designs]
     if len(set(labels)) != len(labels):
@@ -88,10 +81,9 @@ def evaluate_designs(
             ev = evaluator.evaluate(d.genome, problems, repeats, label=d.label)
         trajectories = [dataclasses.replace(t, label=d.label) for run in runs for t in run.trajectories]
         results.append(DesignResult(d, ev, trajectories))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / TRAJECTORIES_FILE
-        write_trajectories(path, [t for r in results for t in r.trajectories])
-        sets = load_trajectories(path) if any(r.trajectories for r in results) else {}
+    sets = neatpipe_sets_from_records(
+        (f"{r.design.label} / {t.task_id}", t.to_dict()) for r in results for t in r.trajectories
+    )
     for r in results:
         by_repeat: dict[int, list[bool]] = {}
         for t in r.trajectories:

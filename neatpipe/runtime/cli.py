@@ -101,7 +101,8 @@ def _problems(args: argparse.Namespace) -> Any:
             if text.lstrip().startswith("[")
             else [t.strip() for t in text.splitlines() if t.strip()]
         )
-        unknown = [t for t in ids if t not in set(problems.task_ids)]
+        known = set(problems.task_ids)
+        unknown = [t for t in ids if t not in known]
         if unknown:
             raise CLIError(f"{args.subset}: unknown task ids for {args.benchmark}: {', '.join(unknown[:5])}")
         return problems.select(ids)
