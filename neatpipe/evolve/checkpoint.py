@@ -17,10 +17,11 @@ import gzip
 import os
 import pickle
 import random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from neatpipe.genome.fileio import atomic_write_with
 
 CHECKPOINT_FORMAT = "neatpipe-checkpoint/1"
 
@@ -76,20 +77,15 @@ def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> Pat
     target.parent.mkdir(parents=True, exist_ok=True)
     species = checkpoint.species
     reporters = getattr(species, "reporters", None)
+
+    def write(tmp: str) -> None:
+        with gzip.open(tmp, "wb", compresslevel=5) as f:
+            pickle.dump((CHECKPOINT_FORMAT, checkpoint), f, protocol=pickle.HIGHEST_PROTOCOL)
+
     if reporters is not None:  # reporters hold open files and progress bars: not part of the state
         species.reporters = None
     try:
-        handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(handle, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=5) as f:
-                pickle.dump((CHECKPOINT_FORMAT, checkpoint), f, protocol=pickle.HIGHEST_PROTOCOL)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write_with(target, write)
     finally:
         if reporters is not None:
             species.reporters = reporters

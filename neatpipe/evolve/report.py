@@ -23,7 +23,7 @@ from neatpipe.evolve.runlog import (
     read_history,
     read_json,
 )
-from neatpipe.genome.fileio import atomic_write_text
+from neatpipe.genome.fileio import atomic_write_text, atomic_write_with
 
 PLOTS_DIR = "plots"
 
@@ -52,11 +52,9 @@ def _plots(run_dir: Path, history: list[GenerationLog], validation: list[dict[st
 
     def save(fig, name: str) -> None:
         path = out_dir / name
-        tmp = out_dir / f".{name}.tmp.png"
         fig.tight_layout()
-        fig.savefig(tmp, dpi=110)
+        atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
         plt.close(fig)
-        os.replace(tmp, path)
         written.append(path)
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))

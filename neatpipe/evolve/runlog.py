@@ -22,13 +22,12 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neatpipe.genome.fileio import atomic_write_text
+from neatpipe.genome.fileio import atomic_write_text, atomic_write_with
 
 EXPERIMENT_FILE = "experiment.yaml"
 NEAT_CONFIG_FILE = "neat-config.ini"
@@ -146,16 +145,13 @@ def read_json(path: Path) -> Any:
 def write_jsonl_gz(path: Path, records: Iterable[dict[str, Any]]) -> None:
     """A gzipped JSONL file, written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as f:
+
+    def write(tmp: str) -> None:
+        with gzip.open(tmp, "wb") as f:
             for r in records:
                 f.write((json.dumps(r, sort_keys=True) + "\n").encode("utf-8"))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    atomic_write_with(path, write)
 
 
 def generation_stem(generation: int) -> str:
