@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from neatpipe.errors import NeatpipeError, bounded
+
 # Modules that contribute subcommands, in the order they appear in --help.
 _COMMAND_MODULES = (
     "neatpipe.evolve.cli",
@@ -23,8 +25,8 @@ _COMMAND_MODULES = (
 )
 
 
-class CLIError(Exception):
-    """A user-facing error: printed as ``neatpipe: error: ...`` with exit status 2."""
+class CLIError(NeatpipeError):
+    """A user-facing error of the command line itself (a bad option or combination of options)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     from neatpipe import __version__
 
     parser.add_argument("--version", action="version", version=f"neatpipe {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error instead of its one-line message"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
         try:
@@ -55,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except CLIError as exc:
-        print(f"neatpipe: error: {exc}", file=sys.stderr)
+    except NeatpipeError as exc:
+        if args.debug:
+            raise
+        print(f"neatpipe: error: {bounded(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()

@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from neatpipe.errors import NeatpipeError
 from neatpipe.genome.errors import ConfigError, GenomeError, problems_message
 from neatpipe.genome.fileio import StrictLoader
 from neatpipe.genome.settings import NEAT_DEFAULTS, GenomeSettings
@@ -78,7 +79,7 @@ class FieldProblem:
         return f"{self.field}: {self.message}" if self.field else self.message
 
 
-class ExperimentError(ValueError):
+class ExperimentError(NeatpipeError, ValueError):
     """An experiment file (or mapping) is malformed. ``problems`` lists every problem found; the message
     names ``source`` (the file) and shows them all."""
 

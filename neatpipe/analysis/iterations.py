@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from neatpipe.errors import NeatpipeError
+
 __all__ = [
     "ERROR_CATEGORIES",
     "NEATPIPE_FORMAT",
@@ -88,7 +90,7 @@ _CATEGORY_OF = {
 }
 
 
-class TrajectoryFormatError(ValueError):
+class TrajectoryFormatError(NeatpipeError, ValueError):
     """A trajectories file that cannot be read; the message names the file and what was expected."""
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from neatpipe.bench.assemble import assemble, reference_answer
 from neatpipe.bench.problem import ProblemSet
+from neatpipe.errors import NeatpipeError
 from neatpipe.sandbox.program import ExecResult
 
 
@@ -67,7 +68,7 @@ class CheckReport:
         }
 
 
-class SamplesFileError(ValueError):
+class SamplesFileError(NeatpipeError, ValueError):
     """A samples file line is not a JSON object with ``task_id`` and ``completion``; names file and line."""
 
 

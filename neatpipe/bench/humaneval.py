@@ -12,6 +12,7 @@ from pathlib import Path
 
 from neatpipe.bench.examples import docstring_tests
 from neatpipe.bench.problem import Problem, ProblemSet
+from neatpipe.errors import NeatpipeError
 
 HUMANEVAL_SHA256 = "b796127e635a67f93fb35c04f4cb03cf06f38c8072ee7cee8833d7bee06979ef"
 
@@ -33,7 +34,7 @@ WRONG_DOCSTRING_EXAMPLES: dict[str, tuple[str, ...]] = {
 }
 
 
-class BenchmarkDataError(ValueError):
+class BenchmarkDataError(NeatpipeError, ValueError):
     """A benchmark file is missing, unreadable or not what it claims to be; the message names the file."""
 
 

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from neatpipe.errors import NeatpipeError
 from neatpipe.genome.fileio import atomic_write_with
 
 CHECKPOINT_FORMAT = "neatpipe-checkpoint/1"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(NeatpipeError, RuntimeError):
     """A checkpoint file that cannot be read or does not belong to this run; names the file."""
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from neatpipe.errors import NeatpipeError
 from neatpipe.evolve.checkpoint import capture, load_checkpoint, save_checkpoint
 from neatpipe.evolve.evaluator import NeatFitness
 from neatpipe.evolve.runlog import (
@@ -488,7 +489,7 @@ def _write_summary(
 # from an experiment file
 
 
-class SetupError(RuntimeError):
+class SetupError(NeatpipeError, RuntimeError):
     """The run cannot start: a model is not available, a run directory is not resumable, ..."""
 
 

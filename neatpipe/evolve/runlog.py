@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from neatpipe.errors import NeatpipeError
 from neatpipe.genome.fileio import atomic_write_text, atomic_write_with
 
 EXPERIMENT_FILE = "experiment.yaml"
@@ -40,7 +41,7 @@ GENOMES_DIR = "genomes"
 TRAJECTORIES_DIR = "trajectories"
 
 
-class RunDirError(RuntimeError):
+class RunDirError(NeatpipeError, RuntimeError):
     """A run directory that is missing files or holds unreadable ones; names the path."""
 
 

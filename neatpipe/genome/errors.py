@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from neatpipe.errors import NeatpipeError, problems_message
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -18,15 +20,7 @@ class Problem:
         return f"{self.where}: {self.message}" if self.where else self.message
 
 
-def problems_message(problems: Sequence[object], source: str | None = None) -> str:
-    """``source: problem`` for one problem, ``source: N problems:`` and one indented line each for more."""
-    head = f"{source}: " if source else ""
-    if len(problems) == 1:
-        return head + str(problems[0])
-    return head + f"{len(problems)} problems:\n" + "\n".join(f"  {p}" for p in problems)
-
-
-class GenomeError(ValueError):
+class GenomeError(NeatpipeError, ValueError):
     """A genome, or a graph file describing one, breaks a rule of the pipeline format.
 
     ``problems`` lists every problem found (the message shows them all), ``source`` names the file
@@ -45,5 +39,5 @@ class GenomeError(ValueError):
         return GenomeError(self.problems, source)
 
 
-class ConfigError(ValueError):
+class ConfigError(NeatpipeError, ValueError):
     """A ``[PipelineGenome]`` setting is missing, unknown or out of range; the message names it."""

@@ -7,8 +7,10 @@ They all derive from :class:`ModelError`, so callers can catch one type at a run
 
 from __future__ import annotations
 
+from neatpipe.errors import NeatpipeError
 
-class ModelError(Exception):
+
+class ModelError(NeatpipeError):
     """Base class of every error from ``neatpipe.models``."""
 
 

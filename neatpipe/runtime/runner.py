@@ -36,6 +36,7 @@ from typing import Any
 from neatpipe.bench.assemble import assemble
 from neatpipe.bench.extract import extract_code
 from neatpipe.bench.problem import Problem
+from neatpipe.errors import NeatpipeError
 from neatpipe.genome.fileio import LoadedGenome
 from neatpipe.genome.genes import NodeGene
 from neatpipe.genome.genome import PipelineGenome
@@ -68,7 +69,7 @@ GENOME_POLICY = "genome"
 Progress = Callable[[str, int, int], None]
 
 
-class PipelineError(ValueError):
+class PipelineError(NeatpipeError, ValueError):
     """A pipeline cannot run with what it was given (a model missing from the pool, bad arguments)."""
 
 

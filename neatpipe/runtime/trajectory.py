@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from neatpipe.errors import NeatpipeError
 from neatpipe.genome.fileio import atomic_write_text
 
 FORMAT = "neatpipe-trajectory/1"
@@ -27,7 +28,7 @@ TEXT_LIMIT = 4000
 ROLES = ("generator", "executor", "analyzer", "refiner", "selector")
 
 
-class TrajectoryError(ValueError):
+class TrajectoryError(NeatpipeError, ValueError):
     """A trajectory file or record is malformed; the message names the file, the line and the field."""
 
 

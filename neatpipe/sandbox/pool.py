@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from neatpipe.errors import NeatpipeError
 from neatpipe.sandbox import protocol
 from neatpipe.sandbox.classify import classify, outcome_from_wire
 from neatpipe.sandbox.limits import Isolation, Limits
@@ -57,7 +58,7 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
-class SandboxError(RuntimeError):
+class SandboxError(NeatpipeError, RuntimeError):
     """The pool itself failed (a worker cannot start); never raised for a misbehaving program."""
 
 

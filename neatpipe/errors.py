@@ -1,0 +1,41 @@
+"""The root of neatpipe's errors, and how their messages are kept short.
+
+Every error that a user can cause and fix (a malformed file, a missing model, a run directory that
+cannot be resumed, ...) derives from :class:`NeatpipeError`. The command line catches that one type at
+its top and prints the message as ``neatpipe: error: ...`` with exit status 2; a script can do the same
+with one ``except``. Anything else that escapes is a bug in neatpipe and keeps its traceback.
+
+This module is a leaf: it imports nothing of neatpipe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+#: The most problems a message lists one by one; the rest are counted.
+MAX_LISTED_PROBLEMS = 20
+#: The most characters of a message the command line prints.
+MAX_MESSAGE_CHARS = 4000
+
+
+class NeatpipeError(Exception):
+    """Base class of every error raised for something the user can fix; the message says what and where."""
+
+
+def problems_message(problems: Sequence[object], source: str | None = None) -> str:
+    """``source: problem`` for one problem, ``source: N problems:`` and one indented line each for more
+    (the first :data:`MAX_LISTED_PROBLEMS`, then how many are left)."""
+    head = f"{source}: " if source else ""
+    if len(problems) == 1:
+        return head + str(problems[0])
+    shown = [f"  {p}" for p in problems[:MAX_LISTED_PROBLEMS]]
+    if len(problems) > MAX_LISTED_PROBLEMS:
+        shown.append(f"  ... and {len(problems) - MAX_LISTED_PROBLEMS} more")
+    return head + f"{len(problems)} problems:\n" + "\n".join(shown)
+
+
+def bounded(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``message`` cut to ``limit`` characters (with a note of how much was left out)."""
+    if len(message) <= limit:
+        return message
+    return message[:limit] + f" ... ({len(message) - limit} more characters)"
