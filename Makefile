@@ -6,7 +6,7 @@ STAMP := $(VENV)/.neatpipe-installed
 EXPERIMENT ?= experiments/default.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install test test-all lint format bench evolve clean
+.PHONY: install test test-all lint format bench evolve resume clean
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ bench: $(STAMP)
 
 evolve: $(STAMP)
 	$(BIN)/neatpipe evolve $(EXPERIMENT)
+
+resume: $(STAMP)
+	@test -n "$(RUN)" || { echo "usage: make resume RUN=runs/<name>-<time>"; exit 2; }
+	$(BIN)/neatpipe evolve --resume $(RUN)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -19,7 +19,6 @@ written into a run directory reads back the same from anywhere. The output folde
 from __future__ import annotations
 
 import difflib
-import hashlib
 import inspect
 import json
 import math
@@ -43,6 +42,7 @@ from neatpipe.models.cache import CACHE_MODES
 from neatpipe.models.errors import SpecError
 from neatpipe.models.spec import HFSpec, ModelSpec, parse_spec, spec_to_mapping
 from neatpipe.runtime.prompts import PROMPT_POOLS
+from neatpipe.seeds import derive_seed
 
 FORMAT = "neatpipe-experiment/1"
 MODES = ("evolve", "evaluate")
@@ -1373,32 +1373,35 @@ class Experiment:
             return problems, problems
         labels = self.difficulty_labels()
         held = subset(
-            problems, self.validation.size, seed=_derive(self.subset.seed, "validation"), labels=labels
+            problems,
+            self.validation.size,
+            seed=derive_seed("neatpipe-validation", self.subset.seed),
+            labels=labels,
         )
         chosen = set(held.task_ids)
         pool = problems.select([t for t in problems.task_ids if t not in chosen])
         pool.options.update({"held_out": len(chosen)})
         return pool, held
 
-    def search_subset(self, pool: Any, generation: int = 0) -> Any:
-        """The problems that score genomes in ``generation``: ``subset.size`` drawn from ``pool``, the same
-        every generation (fixed) or a new draw each (rotating); all of ``pool`` when size is null."""
-        from neatpipe.bench import subset
+    def subset_schedule(self, pool: Any) -> Any:
+        """The one subset policy (a ``neatpipe.bench.SubsetSchedule``) over ``pool``: ``subset.size``
+        problems, the same every generation (fixed) or a new draw each (rotating); all of ``pool`` when
+        size is null."""
+        from neatpipe.bench.subsets import SubsetSchedule
 
-        if self.subset.size is None or self.subset.size >= len(pool):
-            return pool
-        g = generation if self.subset.policy == "rotating" else 0
-        labels = self.difficulty_labels() if self.subset.stratified else {}
-        out = subset(
-            pool, self.subset.size, seed=_derive(self.subset.seed, "search", g), labels=labels or None
+        s = self.subset
+        return SubsetSchedule(
+            pool,
+            s.size,
+            rotate=s.policy == "rotating",
+            seed=int(s.seed if s.seed is not None else self.seed),
+            labels=self.difficulty_labels() if s.stratified else None,
+            stratified=s.stratified,
         )
-        out.options.update({"subset_policy": self.subset.policy, "generation": g})
-        return out
 
-
-def _derive(seed: int | None, *parts: object) -> int:
-    text = ":".join(str(p) for p in (seed, *parts))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+    def search_subset(self, pool: Any, generation: int = 0) -> Any:
+        """The problems that score genomes in ``generation`` (see :meth:`subset_schedule`)."""
+        return self.subset_schedule(pool).for_generation(generation)
 
 
 # ---------------------------------------------------------------------------------------------------------

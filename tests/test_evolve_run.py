@@ -56,7 +56,7 @@ def finished(tmp_path_factory) -> EvolutionRun:
 
 def test_a_run_directory_holds_everything_the_run_produced(finished: EvolutionRun) -> None:
     d = finished.run_dir
-    for name in ("experiment.yaml", "neat-config.ini", "generations.jsonl", "checkpoint.pkl.gz", "summary.json",
+    for name in ("experiment.yaml", "neat-config.ini", "generations.jsonl", "run.json", "summary.json",
                  "validation.json", "champion.yaml", "champion.graphml", "champion.svg", "evaluations.sqlite"):  # fmt: skip
         assert (d / name).is_file(), name
     history = read_history(d)
@@ -72,7 +72,10 @@ def test_a_run_directory_holds_everything_the_run_produced(finished: EvolutionRu
     summary = json.loads((d / "summary.json").read_text())
     assert summary["synthetic"] is True and summary["champion"]["hash"] == finished.champion.behaviour_hash()
     assert finished.validation and all(v["repeats"] == 2 and v["problems"] == 6 for v in finished.validation)
-    assert load_checkpoint(d / "checkpoint.pkl.gz").generation == 3
+    state = json.loads((d / "run.json").read_text())
+    assert state["checkpoint"]["file"] == "checkpoints/gen-0003.pkl.gz" and state["status"] == "finished"
+    assert load_checkpoint(d / state["checkpoint"]["file"], state["checkpoint"]["sha256"]).generation == 3
+    assert sorted(p.name for p in (d / "checkpoints").iterdir()) == ["gen-0002.pkl.gz", "gen-0003.pkl.gz"]
 
 
 def test_the_run_reads_back_from_its_directory(finished: EvolutionRun) -> None:

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 
 from neatpipe.bench.problem import ProblemSet
+from neatpipe.seeds import derive_seed
 
 
 def subset(
@@ -48,3 +49,52 @@ def subset(
     out = problems.select(picked)
     out.options.update({"subset_size": n, "subset_seed": seed, "stratified": bool(labels)})
     return out
+
+
+class SubsetSchedule:
+    """Which problems generation g is scored on: all of them, a fixed subset, or a subset drawn
+    again every generation (``rotate``).
+
+    This is the one subset policy of neatpipe: an experiment's ``subset`` section, the evolution loop
+    and ``neatpipe evaluate`` all draw through it. The draw of generation g is seeded by
+    ``derive_seed("neatpipe-subset", seed, g)`` (g is 0 for a fixed subset), so it depends on nothing
+    but the seed and the generation, and a resumed run draws what the uninterrupted run drew.
+    With ``labels`` (task id -> difficulty label), or problems that carry their own label, the
+    subset is stratified; ``stratified=False`` never stratifies.
+    """
+
+    def __init__(
+        self,
+        problems: ProblemSet,
+        size: int | None = None,
+        *,
+        rotate: bool = False,
+        seed: int = 0,
+        labels: Mapping[str, str] | None = None,
+        stratified: bool = True,
+    ) -> None:
+        if size is not None and not 0 < size:
+            raise ValueError(f"subset size must be at least 1, got {size}")
+        self.problems = problems
+        self.size = None if size is None or size >= len(problems) else size
+        self.rotate = rotate
+        self.seed = seed
+        self.labels = labels
+        self.stratified = stratified
+
+    def seed_for(self, generation: int) -> int:
+        """The seed of generation ``generation``'s draw."""
+        return derive_seed("neatpipe-subset", self.seed, generation if self.rotate else 0)
+
+    def for_generation(self, generation: int) -> ProblemSet:
+        """The problems of ``generation`` (all of them when no size is set)."""
+        if self.size is None:
+            return self.problems
+        if self.stratified:
+            out = subset(self.problems, self.size, self.seed_for(generation), self.labels)
+        else:
+            out = subset(self.problems, self.size, self.seed_for(generation), {})
+        out.options.update(
+            {"subset_policy": "rotating" if self.rotate else "fixed", "generation": generation}
+        )
+        return out

@@ -10,6 +10,7 @@ racing, subsets per generation), neat-python's fitness function and champion val
 import sys
 import types
 
+from neatpipe.bench.subsets import SubsetSchedule
 from neatpipe.evolve.evaluator import (
     FEEDBACK_POLICIES,
     Evaluator,
@@ -19,9 +20,7 @@ from neatpipe.evolve.evaluator import (
     RaceRound,
     Racing,
     ResultStore,
-    SubsetSchedule,
     ValidationResult,
-    derive_seed,
     neat_fitness_function,
     problem_digest,
     repeat_seeds,
@@ -43,6 +42,7 @@ from neatpipe.evolve.fitness import (
     wilson_interval,
 )
 from neatpipe.evolve.run import Budgets, EvolutionRun, SetupError, evolve, run_evolution
+from neatpipe.seeds import derive_seed
 
 __all__ = [
     "BOUNDS",

@@ -1,34 +1,48 @@
-"""Checkpoints of an evolution run: the population of the next generation, written atomically.
+"""Checkpoints of an evolution run: everything that decides the generations still to come.
 
-neat-python's own ``Checkpointer`` writes straight into the final file, so a run killed while it writes
-leaves a truncated file that looks whole. Here a checkpoint goes to a temporary file in the same folder,
-is flushed to disk, and replaces the previous one with ``os.replace``; a reader sees the old checkpoint
-or the new one, never half of one.
+A checkpoint is taken after a generation has been evaluated, logged and reproduced: it holds the next
+generation's population, the species set (members, representatives, fitness histories and its id
+counter), the reproduction's genome counter and ancestry, the innovation tracker, the species
+compatibility threshold (a controller moves it), the ``random`` module's state and the best genome
+seen. :meth:`Checkpoint.restore` puts every one of them back *after* ``neat.Population`` is built, since
+building one re-seeds ``random`` from the config's seed; a restored run then draws exactly what the
+uninterrupted run would have drawn.
 
-A checkpoint holds what ``neat.Population`` needs to continue (population, species, generation number,
-the innovation tracker, the ``random`` module's state) plus the best genome seen so far. The
-``neat.Config`` is not stored: it is rebuilt from the run's experiment, so a resumed run uses the same
-settings it started with (the run directory keeps the resolved experiment).
+Checkpoints are pickles, and unpickling runs code: a run directory is trusted input. Each checkpoint is
+written atomically under its own name (``checkpoints/gen-0007.pkl.gz``) and its SHA-256 is recorded in
+the run's state file (``run.json``) only after the file is complete, and checked before the file is
+unpickled; a torn, corrupted or swapped file is reported as such and never loaded. A crash between the
+two writes leaves ``run.json`` naming the previous checkpoint, which is kept until the next one is
+recorded, so the run resumes one generation earlier and recomputes it (from its stored results).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
+import io
 import os
 import pickle
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import count
 from pathlib import Path
 from typing import Any
 
 from neatpipe.errors import NeatpipeError
-from neatpipe.genome.fileio import atomic_write_with
+from neatpipe.genome.fileio import atomic_write_bytes
 
-CHECKPOINT_FORMAT = "neatpipe-checkpoint/1"
+CHECKPOINT_FORMAT = "neatpipe-checkpoint/2"
+CHECKPOINTS_DIR = "checkpoints"
 
 
 class CheckpointError(NeatpipeError, RuntimeError):
-    """A checkpoint file that cannot be read or does not belong to this run; names the file."""
+    """A checkpoint file that cannot be read, or whose content is not what was recorded; names the file."""
+
+
+def checkpoint_name(generation: int) -> str:
+    """The checkpoint file of the population that starts ``generation``, relative to the run directory."""
+    return f"{CHECKPOINTS_DIR}/gen-{generation:04d}.pkl.gz"
 
 
 @dataclass
@@ -41,24 +55,48 @@ class Checkpoint:
     innovation_tracker: Any
     random_state: Any
     best_genome: Any = None
+    next_genome_key: int | None = None
+    ancestors: dict[int, Any] = field(default_factory=dict)
+    compatibility_threshold: float | None = None
     extra: dict[str, Any] | None = None
 
     def restore(self, config: Any) -> Any:
         """A ``neat.Population`` for ``config`` that continues from this checkpoint."""
         import neat
 
-        random.setstate(self.random_state)
+        if self.compatibility_threshold is not None:
+            config.species_set_config.compatibility_threshold = self.compatibility_threshold
         population = neat.Population(config, (self.population, self.species, self.generation))
+        random.setstate(self.random_state)  # after the constructor, which re-seeds from config.seed
+        # the pickled species set holds a copy of its config: point it at the live one, whose
+        # threshold a controller may move
+        population.species.species_set_config = config.species_set_config
+        reproduction = population.reproduction
+        if self.next_genome_key is not None:
+            reproduction.genome_indexer = count(self.next_genome_key)
+        reproduction.ancestors = dict(self.ancestors)
         if self.innovation_tracker is not None:
-            population.reproduction.innovation_tracker = self.innovation_tracker
+            reproduction.innovation_tracker = self.innovation_tracker
             config.genome_config.innovation_tracker = self.innovation_tracker
         population.best_genome = self.best_genome
         return population
 
 
+def _peek_counter(counter: Any) -> int | None:
+    """The next value of an ``itertools.count`` without consuming it (None when it is something else)."""
+    if not isinstance(counter, count):
+        return None
+    text = repr(counter)  # "count(42)"
+    try:
+        return int(text[text.index("(") + 1 : text.rindex(")")])
+    except ValueError:
+        return None
+
+
 def capture(population: Any, config: Any, extra: dict[str, Any] | None = None) -> Checkpoint:
     """The state of ``population`` (after reproduction: its ``generation`` is the next to evaluate)."""
-    tracker = getattr(population.reproduction, "innovation_tracker", None)
+    reproduction = population.reproduction
+    tracker = getattr(reproduction, "innovation_tracker", None)
     if tracker is None:
         tracker = getattr(config.genome_config, "innovation_tracker", None)
     return Checkpoint(
@@ -68,41 +106,61 @@ def capture(population: Any, config: Any, extra: dict[str, Any] | None = None) -
         innovation_tracker=tracker,
         random_state=random.getstate(),
         best_genome=population.best_genome,
+        next_genome_key=_peek_counter(getattr(reproduction, "genome_indexer", None)),
+        ancestors=dict(getattr(reproduction, "ancestors", {}) or {}),
+        compatibility_threshold=float(config.species_set_config.compatibility_threshold),
         extra=extra,
     )
 
 
-def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> Path:
-    """Write ``checkpoint`` to ``path`` atomically (temporary file, fsync, rename)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+def checkpoint_bytes(checkpoint: Checkpoint) -> bytes:
+    """The file content of ``checkpoint`` (gzip of a pickle; reporters and open files left out)."""
     species = checkpoint.species
     reporters = getattr(species, "reporters", None)
-
-    def write(tmp: str) -> None:
-        with gzip.open(tmp, "wb", compresslevel=5) as f:
-            pickle.dump((CHECKPOINT_FORMAT, checkpoint), f, protocol=pickle.HIGHEST_PROTOCOL)
-
     if reporters is not None:  # reporters hold open files and progress bars: not part of the state
         species.reporters = None
     try:
-        atomic_write_with(target, write)
+        buffer = io.BytesIO()
+        with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=5, mtime=0) as f:
+            pickle.dump((CHECKPOINT_FORMAT, checkpoint), f, protocol=pickle.HIGHEST_PROTOCOL)
+        return buffer.getvalue()
     finally:
         if reporters is not None:
             species.reporters = reporters
-    return target
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint`."""
+def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> str:
+    """Write ``checkpoint`` to ``path`` atomically (temporary file, fsync, rename); returns its SHA-256,
+    which the caller records so that :func:`load_checkpoint` can check it."""
+    data = checkpoint_bytes(checkpoint)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(target, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_checkpoint(path: str | os.PathLike[str], sha256: str | None = None) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint`. With ``sha256`` (the digest recorded when it
+    was written) the file's bytes are checked before anything is unpickled."""
     p = Path(path)
     try:
-        with gzip.open(p, "rb") as f:
-            data = pickle.load(f)
+        data = p.read_bytes()
     except FileNotFoundError:
         raise CheckpointError(f"{p}: no checkpoint here") from None
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError) as exc:
-        raise CheckpointError(f"{p}: not a readable neatpipe checkpoint ({exc})") from None
-    if not (isinstance(data, tuple) and len(data) == 2 and data[0] == CHECKPOINT_FORMAT):
+    except OSError as exc:
+        raise CheckpointError(f"{p}: cannot read the checkpoint ({exc.strerror})") from None
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise CheckpointError(
+            f"{p}: the checkpoint's content differs from the digest recorded when it was written "
+            f"(sha256 {sha256[:12]}...): the file is corrupted or was replaced, so it is not loaded. "
+            "Restore the file, or start the run again"
+        )
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb") as f:
+            loaded = pickle.load(f)
+    except (OSError, EOFError, ValueError, pickle.UnpicklingError, AttributeError, ImportError, IndexError,
+            TypeError, KeyError) as exc:  # fmt: skip
+        raise CheckpointError(f"{p}: not a readable neatpipe checkpoint ({type(exc).__name__})") from None
+    if not (isinstance(loaded, tuple) and len(loaded) == 2 and loaded[0] == CHECKPOINT_FORMAT):
         raise CheckpointError(f"{p}: not a neatpipe checkpoint (expected format {CHECKPOINT_FORMAT})")
-    return data[1]
+    return loaded[1]

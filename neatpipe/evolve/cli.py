@@ -21,7 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "experiment", nargs="?", type=Path, metavar="EXPERIMENT", help="an experiments/*.yaml file"
     )
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR")
-    p.add_argument("--generations", type=int, metavar="N", help="override budgets.generations")
+    p.add_argument(
+        "--generations",
+        type=int,
+        metavar="N",
+        help="override budget.generations (with --resume: continue to N)",
+    )
+    p.add_argument("--tokens", type=int, metavar="N", help="override budget.tokens")
+    p.add_argument("--wall-time", type=float, metavar="SECONDS", help="override budget.wall_time")
     p.add_argument(
         "--out", type=Path, metavar="RUN_DIR", help="write the run here (default: from the experiment)"
     )
@@ -48,29 +55,34 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _evolve(args: argparse.Namespace) -> int:
+    import signal
+
     from neatpipe.cli import CLIError
-    from neatpipe.evolve.run import SetupError, evolve
-    from neatpipe.evolve.runlog import RunDirError
-    from neatpipe.experiment import ExperimentError
+    from neatpipe.evolve.run import RunInterrupted, evolve
 
     if args.experiment is None and args.resume is None:
         raise CLIError("give an experiment file, or --resume RUN_DIR")
+
+    def stop(signum: int, frame: object) -> None:  # SIGTERM stops a run the way Ctrl-C does
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         run = evolve(
             args.experiment,
             resume=args.resume,
             out=args.out,
             generations=args.generations,
+            tokens=args.tokens,
+            wall_time=args.wall_time,
             progress=not args.quiet,
             model_set=args.model_set,
         )
-    except (ExperimentError, SetupError, RunDirError) as exc:
-        raise CLIError(str(exc)) from None
-    except KeyboardInterrupt:
-        where = getattr(evolve, "last_run_dir", None)
-        hint = f" with: neatpipe evolve --resume {where}" if where else ""
-        print(f"neatpipe: interrupted; the run is resumable{hint}", file=sys.stderr)
+    except RunInterrupted as exc:
+        print(f"neatpipe: interrupted; continue the run with: {resume_command(exc.run_dir)}", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"run directory: {run.run_dir}")
     print(f"status: {run.status}")
     if run.champion is not None:
@@ -126,3 +138,30 @@ def _compare(args: argparse.Namespace) -> int:
     else:
         print(render_comparison(comparison, "markdown" if args.markdown else "text"))
     return 0
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command that continues ``run_dir``, as it runs from the working directory: the program that
+    is running now (``.venv/bin/neatpipe`` in a project checkout; ``neatpipe`` when that is what PATH
+    finds), and the run directory relative to here when it lies below."""
+    import os
+    import shlex
+    import shutil
+
+    program = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    on_path = shutil.which("neatpipe")
+    if program is None or program.name != "neatpipe":
+        command = f"{shlex.quote(sys.executable)} -m neatpipe"
+    elif on_path and Path(on_path).resolve() == program:
+        command = "neatpipe"
+    else:
+        relative = _relative(program, Path.cwd())
+        command = shlex.quote(relative if "/" in relative else f"./{relative}")
+    return f"{command} evolve --resume {shlex.quote(_relative(Path(os.path.abspath(run_dir)), Path.cwd()))}"
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return str(path.relative_to(base.resolve())) if path.is_relative_to(base.resolve()) else str(path)
+    except ValueError:
+        return str(path)

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from neatpipe.bench.problem import Problem, ProblemSet
-from neatpipe.bench.subsets import subset
+from neatpipe.bench.subsets import SubsetSchedule
+from neatpipe.errors import NeatpipeError
 from neatpipe.evolve.fitness import (
     BOUNDS,
     STUDY_PENALTY,
@@ -35,6 +36,7 @@ from neatpipe.evolve.fitness import (
     mean_sd,
 )
 from neatpipe.genome.errors import GenomeError
+from neatpipe.seeds import derive_seed
 
 FEEDBACK_POLICIES = ("visible", "hidden", None)
 
@@ -115,6 +117,28 @@ def result_key(context: str, genome_hash: str, problem: Problem, seed: int) -> s
     return f"{context}|{genome_hash}|{problem.task_id}|{problem_digest(problem)}|{seed}"
 
 
+class ResultStoreError(NeatpipeError):
+    """A result store file that SQLite cannot use (damaged, or not a result store); names the file."""
+
+
+@dataclass(frozen=True)
+class SearchRecord:
+    """One genome's search score in one generation: fitness, pass rate, how many problem evaluations
+    it rests on, and the genome itself (its JSON document, so a champion can be rebuilt from the store)."""
+
+    generation: int
+    genome: str
+    fitness: float
+    pass_rate: float
+    rests_on: int
+    data: str
+
+    @property
+    def mean(self) -> float:
+        """The pass rate, under the name an ``Evaluation`` gives it."""
+        return self.pass_rate
+
+
 class ResultStore:
     """Every problem evaluation made so far, by ``result_key``; an explicit memo, optionally kept
     in an SQLite file so that a resumed run does not pay again.
@@ -126,25 +150,43 @@ class ResultStore:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self._memory: dict[str, ProblemResult] = {}
+        self._searched: dict[tuple[int, str], SearchRecord] = {}
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self.hits = 0
         self.misses = 0
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
-            with self._db:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute(
-                    "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, genome TEXT, task_id TEXT,"
-                    " seed INTEGER, data TEXT NOT NULL)"
-                )
+            with self._guard():
+                self._db = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
+                with self._db:
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                    self._db.execute(
+                        "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, genome TEXT, task_id TEXT,"
+                        " seed INTEGER, data TEXT NOT NULL)"
+                    )
+                    self._db.execute(
+                        "CREATE TABLE IF NOT EXISTS searched (generation INTEGER, genome TEXT, fitness REAL,"
+                        " pass_rate REAL, rests_on INTEGER, data TEXT, PRIMARY KEY (generation, genome))"
+                    )
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """SQLite's errors about a damaged or foreign file as one error that names the file."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise ResultStoreError(
+                f"{self.path}: not a usable result store ({exc}). Move the file aside to start afresh "
+                "(its results are then paid for again), or put back a good copy"
+            ) from None
 
     def get(self, key: str) -> ProblemResult | None:
         with self._lock:
             found = self._memory.get(key)
             if found is None and self._db is not None:
-                row = self._db.execute("SELECT data FROM results WHERE key = ?", (key,)).fetchone()
+                with self._guard():
+                    row = self._db.execute("SELECT data FROM results WHERE key = ?", (key,)).fetchone()
                 if row is not None:
                     found = ProblemResult.from_dict(json.loads(row[0]))
                     self._memory[key] = found
@@ -162,12 +204,64 @@ class ResultStore:
                     (k, k.split("|")[1], r.task_id, r.seed, json.dumps(r.to_dict(), separators=(",", ":")))
                     for k, r in batch
                 ]
-                with self._db:  # one transaction: all of the batch or none of it
+                with self._guard(), self._db:  # one transaction: all of the batch or none of it
                     self._db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)", rows)
             self._memory.update(batch)
 
     def put(self, key: str, result: ProblemResult) -> None:
         self.put_many([(key, result)])
+
+    # -- search scores, per generation ------------------------------------------------------------
+
+    def record_search(self, generation: int, records: Iterable[SearchRecord]) -> None:
+        """Keep the search scores of ``generation`` (replacing what an interrupted attempt left)."""
+        rows = [r for r in records if r.generation == generation]
+        with self._lock:
+            for k in [k for k in self._searched if k[0] == generation]:
+                del self._searched[k]
+            self._searched.update({(r.generation, r.genome): r for r in rows})
+            if self._db is not None:
+                with self._guard(), self._db:
+                    self._db.execute("DELETE FROM searched WHERE generation = ?", (generation,))
+                    self._db.executemany(
+                        "INSERT INTO searched VALUES (?, ?, ?, ?, ?, ?)",
+                        [(r.generation, r.genome, r.fitness, r.pass_rate, r.rests_on, r.data) for r in rows],
+                    )
+
+    def forget_search_from(self, generation: int) -> None:
+        """Drop the search scores of ``generation`` and later (a resumed run scores them again)."""
+        with self._lock:
+            for k in [k for k in self._searched if k[0] >= generation]:
+                del self._searched[k]
+            if self._db is not None:
+                with self._guard(), self._db:
+                    self._db.execute("DELETE FROM searched WHERE generation >= ?", (generation,))
+
+    def searched(self) -> list[SearchRecord]:
+        """Every search score kept, by generation then genome hash."""
+        with self._lock:
+            if self._db is None:
+                return sorted(self._searched.values(), key=lambda r: (r.generation, r.genome))
+            with self._guard():
+                rows = self._db.execute(
+                    "SELECT generation, genome, fitness, pass_rate, rests_on, data FROM searched"
+                    " ORDER BY generation, genome"
+                ).fetchall()
+            return [
+                SearchRecord(int(g), str(h), float(f), float(p), int(n), str(d)) for g, h, f, p, n, d in rows
+            ]
+
+    def best_searched(self, top: int) -> list[SearchRecord]:
+        """The ``top`` best distinct genomes by search fitness over every generation: each genome's best
+        score (on a tie, its earliest), best first; ties between genomes go to the earlier generation,
+        then the smaller hash, so the choice depends on nothing but the scores."""
+        best: dict[str, SearchRecord] = {}
+        for r in self.searched():
+            held = best.get(r.genome)
+            if held is None or r.fitness > held.fitness:
+                best[r.genome] = r
+        ranked = sorted(best.values(), key=lambda r: (-r.fitness, r.generation, r.genome))
+        return ranked[:top]
 
     def __contains__(self, key: str) -> bool:
         with self._lock:
@@ -201,12 +295,6 @@ class ResultStore:
 
 
 # -- seeds ---------------------------------------------------------------------------------------
-
-
-def derive_seed(*parts: object) -> int:
-    """A non-negative 31-bit seed from any parts (stable across processes and Python versions)."""
-    digest = hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def repeat_seeds(seed: int, repeats: int) -> tuple[int, ...]:
@@ -768,43 +856,6 @@ def validate_champions(
 
 
 # -- subsets per generation and the neat-python fitness function ---------------------------------
-
-
-class SubsetSchedule:
-    """Which problems generation g is scored on: all of them, a fixed subset, or a subset drawn
-    again every generation (``rotate``; the draw is seeded by ``seed`` and the generation).
-    Subsets come from ``neatpipe.bench.subset``: stratified by difficulty when problems carry a
-    label or ``labels`` maps task ids to one."""
-
-    def __init__(
-        self,
-        problems: ProblemSet,
-        size: int | None = None,
-        *,
-        rotate: bool = False,
-        seed: int = 0,
-        labels: Mapping[str, str] | None = None,
-    ) -> None:
-        if size is not None and not 0 < size <= len(problems):
-            raise ValueError(f"subset size must be between 1 and {len(problems)}, got {size}")
-        self.problems = problems
-        self.size = size
-        self.rotate = rotate
-        self.seed = seed
-        self.labels = labels
-        self._fixed: ProblemSet | None = None
-
-    def seed_for(self, generation: int) -> int:
-        return derive_seed("neatpipe-rotate", self.seed, generation) if self.rotate else self.seed
-
-    def for_generation(self, generation: int) -> ProblemSet:
-        if self.size is None or self.size == len(self.problems):
-            return self.problems
-        if not self.rotate:
-            if self._fixed is None:
-                self._fixed = subset(self.problems, self.size, self.seed, self.labels)
-            return self._fixed
-        return subset(self.problems, self.size, self.seed_for(generation), self.labels)
 
 
 @dataclass

@@ -22,27 +22,32 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from neatpipe.errors import NeatpipeError
-from neatpipe.evolve.checkpoint import capture, load_checkpoint, save_checkpoint
-from neatpipe.evolve.evaluator import NeatFitness
+from neatpipe.evolve.checkpoint import (
+    CHECKPOINTS_DIR,
+    capture,
+    checkpoint_name,
+    load_checkpoint,
+    save_checkpoint,
+)
+from neatpipe.evolve.evaluator import NeatFitness, SearchRecord
 from neatpipe.evolve.runlog import (
-    CHECKPOINT_FILE,
     GENERATIONS_FILE,
     GENOMES_DIR,
+    RUN_STATE_FILE,
     SUMMARY_FILE,
     TRAJECTORIES_DIR,
     VALIDATION_FILE,
     GenerationLog,
     append_line,
+    file_sha256,
     generation_stem,
     read_history,
+    read_run_state,
     write_history,
     write_json,
     write_jsonl_gz,
+    write_run_state,
 )
-
-
-class BudgetExhausted(Exception):
-    """Raised between generations when a wall-time or token budget is spent."""
 
 
 @dataclass(frozen=True)
@@ -171,7 +176,7 @@ def run_evolution(
     config: Any,
     evaluator: Any,
     run_dir: Path,
-    subset: Callable[[int], Sequence[Any]],
+    subset: Any,
     budgets: Budgets,
     held_out: Sequence[Any] = (),
     validate_top: int = 1,
@@ -183,45 +188,54 @@ def run_evolution(
     meta: Mapping[str, Any] | None = None,
     baselines: Sequence[Any] = (),
     on_generation_done: Callable[[GenerationLog], None] | None = None,
+    reporters: Sequence[Any] = (),
 ) -> EvolutionRun:
     """Run (or continue) an evolution in ``run_dir`` until ``budgets`` are spent.
 
-    ``subset(generation)`` gives the problems a generation is scored on. A checkpoint in ``run_dir``
-    is continued; otherwise a new population is made from ``config`` (and ``initial_genomes``, which
-    replace the first members of the first generation). ``held_out`` problems validate the best
-    ``validate_top`` genomes with ``validate_repeats`` repeats at the end, and the ``baselines``
-    (:class:`~neatpipe.evolve.designs.Design`) next to them. ``on_generation_done(log)`` is called
-    after each generation is logged and checkpointed.
+    ``subset`` gives the problems a generation is scored on: a ``neatpipe.bench.SubsetSchedule`` or a
+    function of the generation. The checkpoint named in ``run_dir/run.json`` is continued; otherwise a
+    new population is made from ``config`` (and ``initial_genomes``, which replace the first members of
+    the first generation). ``reporters`` are neat-python reporters added to the population (e.g.
+    :class:`SpeciesTarget`); they run before each checkpoint, so what they change is checkpointed.
+
+    At the end the best ``validate_top`` distinct genomes by search fitness over *every* generation (kept
+    in the evaluator's result store, so a resumed run chooses what the uninterrupted run chose) are
+    re-scored on ``held_out`` with ``validate_repeats`` repeats, with the ``baselines``
+    (:class:`~neatpipe.evolve.designs.Design`) next to them; the champion is the best validated of them.
+    ``on_generation_done(log)`` is called after each generation is logged and checkpointed.
     """
     import neat
 
+    from neatpipe.evolve.evaluator import ResultStore
+
     run_dir.mkdir(parents=True, exist_ok=True)
     progress = progress or Progress(None)
-    checkpoint_path = run_dir / CHECKPOINT_FILE
     meta = dict(meta or {})
-    history = read_history(run_dir)
-    if checkpoint_path.exists():
-        population = load_checkpoint(checkpoint_path).restore(config)
-        history = [r for r in history if r.generation < population.generation]
-        write_history(run_dir / GENERATIONS_FILE, history)  # drop a generation logged after the checkpoint
+    state = read_run_state(run_dir) if (run_dir / RUN_STATE_FILE).exists() else {}
+    store = evaluator.store if evaluator.store is not None else ResultStore()
+    pointer = state.get("checkpoint")
+    if pointer:
+        population = load_checkpoint(run_dir / pointer["file"], pointer["sha256"]).restore(config)
+        history = [r for r in read_history(run_dir) if r.generation < population.generation]
     else:
         population = neat.Population(config, seed=seed)
         _seed_population(population, config, initial_genomes)
         history = []
-        write_history(run_dir / GENERATIONS_FILE, history)
+    write_history(run_dir / GENERATIONS_FILE, history)  # drops a generation logged after the checkpoint
+    store.forget_search_from(population.generation)  # and its search scores: it is scored again
+    for reporter in reporters:
+        population.add_reporter(reporter)
     offset = history[-1].elapsed_s if history else 0.0
     started = time.monotonic()
     done_here = 0
     status = "finished"
     tokens_spent = sum(r.tokens for r in history)
-    by_hash: dict[str, Any] = {}  # the search evaluation of every distinct genome scored in this session
 
     def on_generation(record: Any, result: Mapping[Any, Any]) -> None:
+        from neatpipe.genome.fileio import genome_to_json
+
         generation = record.generation
         genomes = list(population.population.items())
-        for ev in result.values():
-            if ev.genome not in by_hash or ev.fitness > by_hash[ev.genome].fitness:
-                by_hash[ev.genome] = ev
         log = _record(
             generation,
             genomes,
@@ -232,6 +246,15 @@ def run_evolution(
             reused=record.problem_reuses,
             elapsed=offset + time.monotonic() - started,
         )
+        scored: dict[str, SearchRecord] = {}
+        for key, genome in sorted(genomes):
+            ev = result[key]
+            if ev.genome not in scored:
+                scored[ev.genome] = SearchRecord(
+                    generation, ev.genome, float(ev.fitness), float(ev.mean), int(ev.rests_on),
+                    genome_to_json(_with_fitness(genome, ev.fitness)),
+                )  # fmt: skip
+        store.record_search(generation, scored.values())
         best = population.population[record.best_key]
         stem = run_dir / GENOMES_DIR / generation_stem(generation)
         _save_genome_files(best, stem, f"best of generation {generation}: fitness {best.fitness:.4f}")
@@ -268,29 +291,25 @@ def run_evolution(
                     break
                 population.run(fitness, 1)
                 done_here += 1
-                save_checkpoint(checkpoint_path, capture(population, config))
+                _checkpoint(run_dir, population, config)
                 if on_generation_done is not None:
                     on_generation_done(history[-1])
                 progress.generation_done(history[-1], started, done_here)
     except KeyboardInterrupt:
         status = "interrupted"
-        _write_summary(run_dir, history, population, status, meta, evaluator)
+        champion = _write_champion(run_dir, _candidates(store, 1), [])
+        _write_summary(run_dir, history, population, status, meta, evaluator, champion)
         raise
 
-    champions = _champions(population, history, validate_top)
-    for g in champions:  # an elite re-scored on a later subset: its fitness is the one it was chosen with
-        best = by_hash.get(g.behaviour_hash())
-        if best is not None:
-            g.fitness = float(best.fitness)
+    candidates = _candidates(store, validate_top)
     validation: list[dict[str, Any]] = []
-    if held_out and champions:
-        validation = _validate(evaluator, champions, held_out, validate_repeats, run_dir, by_hash)
+    if held_out and candidates:
+        validation = _validate(evaluator, candidates, held_out, validate_repeats, run_dir)
     if held_out and baselines:
         validation += _validate_baselines(evaluator, baselines, held_out, validate_repeats)
+    if validation:
         write_json(run_dir / VALIDATION_FILE, validation)
-    champion = champions[0] if champions else None
-    if champion is not None:
-        _save_genome_files(champion, run_dir / "champion", f"champion: search fitness {champion.fitness:.4f}")
+    champion = _write_champion(run_dir, candidates, validation)
     _write_summary(run_dir, history, population, status, meta, evaluator, champion, validation)
     return EvolutionRun(
         run_dir,
@@ -301,6 +320,63 @@ def run_evolution(
         status,
         any(r.synthetic for r in history),
     )
+
+
+def _with_fitness(genome: Any, fitness: float) -> Any:
+    copy = genome.copy(key=genome.key)
+    copy.fitness = float(fitness)
+    return copy
+
+
+def _checkpoint(run_dir: Path, population: Any, config: Any) -> None:
+    """Checkpoint the next generation, record it (with its digest) in ``run.json``, then drop the
+    checkpoints before the previous one: ``run.json`` always names a whole file that is still there."""
+    name = checkpoint_name(population.generation)
+    digest = save_checkpoint(run_dir / name, capture(population, config))
+    state = read_run_state(run_dir) if (run_dir / RUN_STATE_FILE).exists() else {}
+    previous = (state.get("checkpoint") or {}).get("file")
+    state["checkpoint"] = {"file": name, "generation": population.generation, "sha256": digest}
+    write_run_state(run_dir, state)
+    keep = {name, previous}
+    for old in (run_dir / CHECKPOINTS_DIR).glob("gen-*.pkl.gz"):
+        if f"{CHECKPOINTS_DIR}/{old.name}" not in keep:
+            old.unlink(missing_ok=True)
+
+
+def _candidates(store: Any, top: int) -> list[tuple[Any, Any]]:
+    """``(genome, search record)`` of the ``top`` best distinct genomes ever scored in the search,
+    rebuilt from the result store; each genome's ``fitness`` is the search fitness it was chosen with."""
+    from neatpipe.genome.fileio import genome_from_json
+
+    out = []
+    for record in store.best_searched(max(top, 1)):
+        genome = genome_from_json(record.data, source=f"search record of genome {record.genome}").genome
+        genome.fitness = record.fitness
+        out.append((genome, record))
+    return out
+
+
+def _write_champion(
+    run_dir: Path, candidates: list[tuple[Any, Any]], validation: list[dict[str, Any]]
+) -> Any:
+    """The champion, with its files written: the best validated of ``candidates`` when they were validated,
+    else the best by search fitness (a run interrupted before its validation)."""
+    if not candidates:
+        return None
+    champion = candidates[0][0]
+    row = next((v for v in validation if v.get("champion")), None)
+    if row is not None:
+        champion = next(g for g, _ in candidates if g.behaviour_hash() == row["hash"])
+        description = (
+            f"champion: validated pass@1 {row['mean']:.4f} on {row['problems']} held-out problems x "
+            f"{row['repeats']} repeats; search fitness {champion.fitness:.4f}"
+        )
+    else:
+        description = (
+            f"best genome of the search so far (not validated): search fitness {champion.fitness:.4f}"
+        )
+    _save_genome_files(champion, run_dir / "champion", description)
+    return champion
 
 
 def _seed_population(population: Any, config: Any, initial: Sequence[Any]) -> None:
@@ -355,69 +431,56 @@ def _record(
     )
 
 
-def _champions(population: Any, history: list[GenerationLog], top: int) -> list[Any]:
-    """The best ``top`` distinct genomes: the best ever seen first, then the last population's best."""
-    seen: set[str] = set()
-    out = []
-    candidates = [population.best_genome] if population.best_genome is not None else []
-    candidates += sorted(
-        (g for g in population.population.values() if g.fitness is not None),
-        key=lambda g: g.fitness,
-        reverse=True,
-    )
-    for g in candidates:
-        if g is None or g.fitness is None or not math.isfinite(g.fitness):
-            continue
-        h = g.behaviour_hash()
-        if h not in seen:
-            seen.add(h)
-            out.append(g)
-        if len(out) >= top:
-            break
-    return out
-
-
 def _validate(
     evaluator: Any,
-    champions: list[Any],
+    candidates: list[tuple[Any, Any]],
     held_out: Sequence[Any],
     repeats: int,
     run_dir: Path,
-    search: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    known = {g.key: search[g.behaviour_hash()] for g in champions if search and g.behaviour_hash() in search}
+    """Validation rows of the search's best genomes, the champion (best validated fitness; on a tie the
+    better search rank) first and marked ``champion``."""
+    search = {g.key: record for g, record in candidates}
     with evaluator.collecting_runs() as runs:
         results = evaluator.validate_champions(
-            [(g.key, g) for g in champions], held_out, repeats, search=known
+            [(g.key, g) for g, _ in candidates], held_out, repeats, search=search
         )
+    rows = [
+        _validation_row(r.label, r.validated, r.search_fitness, r.search_pass_rate, r.inflation)
+        for r in results
+    ]
+    ranked = sorted(range(len(rows)), key=lambda i: (-rows[i]["validated_fitness"], i))
+    rows = [rows[i] for i in ranked]
+    rows[0]["champion"] = True
+    rows[0]["label"] = f"champion ({rows[0]['label']})"
     if runs:
-        champion_hash = champions[0].behaviour_hash()
+        champion_hash = rows[0]["hash"]
         write_jsonl_gz(
             run_dir / TRAJECTORIES_DIR / "validation.jsonl.gz",
             (t.to_dict() for run in runs for t in run.trajectories if t.genome == champion_hash),
         )
-    rows = []
-    for i, r in enumerate(results):
-        v = r.validated
-        rows.append(
-            {
-                "label": f"champion ({r.label})" if i == 0 else r.label,
-                "hash": r.genome,
-                "search_fitness": r.search_fitness,
-                "search_pass_rate": r.search_pass_rate,
-                "mean": v.mean,
-                "sd": v.sd or 0.0,
-                "pass_rates": list(v.pass_rates),
-                "repeats": v.repeats,
-                "problems": len(v.problems),
-                "validated_fitness": v.fitness,
-                "inflation": r.inflation,
-                "synthetic": v.synthetic,
-                "feedback": v.feedback,
-            }
-        )
-    write_json(run_dir / VALIDATION_FILE, rows)
     return rows
+
+
+def _validation_row(
+    label: str, v: Any, search_fitness: float | None, search_pass_rate: float | None, inflation: float | None
+) -> dict[str, Any]:
+    """One row of ``validation.json``, the same for champions and baselines."""
+    return {
+        "label": label,
+        "hash": v.genome,
+        "search_fitness": search_fitness,
+        "search_pass_rate": search_pass_rate,
+        "mean": v.mean,
+        "sd": v.sd or 0.0,
+        "pass_rates": list(v.pass_rates),
+        "repeats": v.repeats,
+        "problems": len(v.problems),
+        "validated_fitness": v.fitness,
+        "inflation": inflation,
+        "synthetic": v.synthetic,
+        "feedback": v.feedback,
+    }
 
 
 def _validate_baselines(
@@ -428,25 +491,9 @@ def _validate_baselines(
 
     rows = []
     for r in evaluate_designs(evaluator, baselines, list(held_out), repeats=repeats):
-        v = r.evaluation
-        rows.append(
-            {
-                "label": f"baseline: {r.design.label}",
-                "hash": v.genome,
-                "search_fitness": None,
-                "search_pass_rate": None,
-                "mean": v.mean,
-                "sd": v.sd or 0.0,
-                "pass_rates": list(v.pass_rates),
-                "repeats": v.repeats,
-                "problems": len(v.problems),
-                "validated_fitness": v.fitness,
-                "inflation": None,
-                "synthetic": v.synthetic,
-                "feedback": v.feedback,
-                "baseline": True,
-            }
-        )
+        row = _validation_row(f"baseline: {r.design.label}", r.evaluation, None, None, None)
+        row["baseline"] = True
+        rows.append(row)
     return rows
 
 
@@ -538,7 +585,9 @@ def preflight_models(specs: Mapping[str, Any]) -> None:
         )
 
 
-def _build_models(experiment: Any) -> dict[str, Any]:
+def _build_models(experiment: Any, runner: Any = None) -> dict[str, Any]:
+    """The experiment's backends (behind its completion cache); ``runner`` runs the programs of backends
+    that run code (the run's sandbox). Fails at once when a model is missing or a server does not answer."""
     from neatpipe.models import load_backend
     from neatpipe.models.cache import CompletionCache
 
@@ -555,7 +604,20 @@ def _build_models(experiment: Any) -> dict[str, Any]:
     cache = None
     if b.cache is not None and b.cache_mode != "off":
         cache = CompletionCache(None if b.cache == "default" else b.cache, mode=b.cache_mode)
-    return {name: load_backend(spec, cache) for name, spec in specs.items()}
+    models: dict[str, Any] = {}
+    try:
+        for name, spec in specs.items():
+            models[name] = load_backend(spec, cache, runner=runner)
+            models[name].identity()  # a served model is asked for here: an absent server stops the run now
+    except BaseException:
+        _close_all(models)
+        raise
+    return models
+
+
+def _close_all(models: Mapping[str, Any]) -> None:
+    for backend in models.values():
+        backend.close()
 
 
 def _penalty(experiment: Any) -> Any:
@@ -580,20 +642,60 @@ def _initial_genomes(experiment: Any) -> list[Any]:
     return [load_genome(p) for p in experiment.genome.initial if p != "minimal"]
 
 
-class _SpeciesTarget:
-    """Moves the compatibility threshold each generation toward a target number of species."""
+class SpeciesTarget:
+    """A neat-python reporter that moves the compatibility threshold after each speciation toward a
+    target number of species (down by ``step`` when there are fewer, up when more). It changes the live
+    config, which the checkpoint taken right after the generation records."""
 
     def __init__(self, config: Any, target: int | None, step: float) -> None:
         self.config, self.target, self.step = config, target, step
 
-    def adjust(self, species: int) -> None:
+    def end_generation(self, config: Any, population: Any, species_set: Any) -> None:
         if self.target is None:
             return
         sc = self.config.species_set_config
-        if species < self.target:
+        count = len(species_set.species)
+        if count < self.target:
             sc.compatibility_threshold = max(self.step, sc.compatibility_threshold - self.step)
-        elif species > self.target:
+        elif count > self.target:
             sc.compatibility_threshold += self.step
+
+    # the rest of neat-python's reporter protocol: nothing to do
+    def start_generation(self, generation: int) -> None: ...
+    def post_evaluate(self, config: Any, population: Any, species: Any, best_genome: Any) -> None: ...
+    def post_reproduction(self, config: Any, population: Any, species: Any) -> None: ...
+    def complete_extinction(self) -> None: ...
+    def found_solution(self, config: Any, generation: int, best: Any) -> None: ...
+    def species_stagnant(self, sid: Any, species: Any) -> None: ...
+    def info(self, msg: str) -> None: ...
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM under ``neatpipe evolve``) stopped a run; ``run_dir`` is where it can be resumed."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir
+
+
+def _budget_options(generations: Any, tokens: Any, wall_time: Any) -> dict[str, Any]:
+    """The budgets given as options, checked: whole numbers of at least 1, a positive finite time."""
+    out: dict[str, Any] = {}
+    for name, value in (("generations", generations), ("tokens", tokens)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SetupError(f"{name} must be a whole number of at least 1, got {value!r}")
+        out[name] = value
+    if wall_time is not None:
+        if (
+            isinstance(wall_time, bool)
+            or not isinstance(wall_time, int | float)
+            or not (math.isfinite(wall_time) and wall_time > 0)
+        ):
+            raise SetupError(f"wall_time must be a positive number of seconds, got {wall_time!r}")
+        out["wall_time"] = float(wall_time)
+    return out
 
 
 def evolve(
@@ -602,26 +704,43 @@ def evolve(
     resume: str | os.PathLike[str] | None = None,
     out: str | os.PathLike[str] | None = None,
     generations: int | None = None,
+    tokens: int | None = None,
+    wall_time: float | None = None,
     progress: bool | Progress = True,
     model_set: str | None = None,
 ) -> EvolutionRun:
     """Run an experiment (an ``Experiment``, or the path of its YAML file), or continue ``resume``.
 
-    ``model_set`` picks one of the experiment's ``model_alternatives`` (e.g. ``ollama``). An experiment
-    with ``mode: evaluate`` scores its fixed designs instead of evolving (``EvolutionRun.designs``).
+    ``generations``, ``tokens`` and ``wall_time`` override the experiment's budgets; ``model_set`` picks
+    one of its ``model_alternatives`` (e.g. ``ollama``). An experiment with ``mode: evaluate`` scores its
+    fixed designs instead of evolving (``EvolutionRun.designs``).
 
-    Returns the :class:`EvolutionRun` with the champion, the history and the validation. The run
-    directory is the experiment's ``output`` (or ``out``); ``resume`` reads the resolved experiment kept
-    there, so a resumed run uses the settings it started with.
+    The run directory is the experiment's ``output`` (or ``out``). It keeps the resolved experiment, its
+    digest and the options in ``run.json``; ``resume`` continues from them, so a resumed run is the
+    run it continues (a budget given with ``resume`` replaces the stored one; an edited
+    ``experiment.yaml`` is refused). Everything that can fail (the experiment, problems, genomes, models,
+    servers) is checked before the run directory is created, and one process at a time writes a run.
+    Ctrl-C raises :class:`RunInterrupted` after the champion so far and the summary are written.
     """
-    from neatpipe.evolve.runlog import EXPERIMENT_FILE, NEAT_CONFIG_FILE
-    from neatpipe.experiment import Experiment, load_experiment
+    from contextlib import ExitStack
 
+    from neatpipe.evolve.runlog import EXPERIMENT_FILE, NEAT_CONFIG_FILE, RunLock
+    from neatpipe.experiment import Experiment, load_experiment
+    from neatpipe.sandbox import Sandbox
+
+    requested = _budget_options(generations, tokens, wall_time)
     if resume is not None:
+        given = [
+            n for n, v in (("an experiment", experiment), ("--out", out), ("--model-set", model_set)) if v
+        ]
+        if given:
+            raise SetupError(
+                f"--resume continues {resume} with the experiment, output and models kept in it; "
+                f"do not give {' or '.join(given)} with it"
+            )
         run_dir = Path(resume)
-        if not (run_dir / EXPERIMENT_FILE).exists():
-            raise SetupError(f"{run_dir}: not a run directory (no {EXPERIMENT_FILE}); nothing to resume")
-        exp = load_experiment(run_dir / EXPERIMENT_FILE)
+        if not (run_dir / RUN_STATE_FILE).is_file():
+            raise SetupError(f"{run_dir}: not a run directory (no {RUN_STATE_FILE}); nothing to resume")
     else:
         if experiment is None:
             raise SetupError("give an experiment or a run directory to resume")
@@ -630,24 +749,84 @@ def evolve(
         else:
             exp = load_experiment(experiment, models=model_set)
         run_dir = Path(out) if out is not None else exp.run_dir()
-        if (run_dir / CHECKPOINT_FILE).exists() or (run_dir / SUMMARY_FILE).exists():
-            raise SetupError(f"{run_dir} already holds a run; continue it with --resume {run_dir}")
-    evolve.last_run_dir = run_dir  # type: ignore[attr-defined]
-    models = _build_models(exp)  # fails fast when a model is missing, before the run directory exists
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        _check_new_run_dir(run_dir)
+    with ExitStack() as stack:
+        if resume is not None:
+            stack.enter_context(RunLock(run_dir))
+            state = read_run_state(run_dir)
+            exp = _kept_experiment(run_dir, state)
+            options = {**state.get("options", {}), **requested}
+            if not requested and state.get("status") in ("finished", "stopped"):
+                return EvolutionRun.load(run_dir)  # nothing left to do: the run stays as it is
+        else:
+            state = {"experiment_sha256": None, "model_set": model_set}
+            options = {
+                "generations": exp.budget.generations,
+                "tokens": exp.budget.tokens,
+                "wall_time": exp.budget.wall_time,
+                **requested,
+            }
+        # everything that can fail is built before a new run directory is made
+        problems = exp.load_problems()
+        initial = _initial_genomes(exp) if exp.mode == "evolve" else []
+        sandbox = stack.enter_context(Sandbox())
+        models = _build_models(exp, runner=sandbox.run_many)
+        stack.callback(_close_all, models)
         if resume is None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(RunLock(run_dir))
+            _check_new_run_dir(run_dir)  # another process may have started one here meanwhile
             exp.write(run_dir / EXPERIMENT_FILE)
             if exp.mode == "evolve":
                 exp.write_neat_config(run_dir / NEAT_CONFIG_FILE)
-        if exp.mode == "evaluate":
-            return _evaluate_experiment(
-                exp, models, run_dir, reporter_stream=sys.stderr if progress else None
-            )
-        return _evolve_experiment(exp, models, run_dir, generations, progress)
-    finally:
-        for backend in models.values():
-            backend.close()
+            state["experiment_sha256"] = file_sha256(run_dir / EXPERIMENT_FILE)
+        write_run_state(run_dir, {**state, "options": options, "status": "running"})
+        try:
+            if exp.mode == "evaluate":
+                run = _evaluate_experiment(
+                    exp, problems, models, sandbox, run_dir, sys.stderr if progress else None
+                )
+            else:
+                run = _evolve_experiment(exp, problems, initial, models, sandbox, run_dir, options, progress)
+        except KeyboardInterrupt:
+            _set_status(run_dir, "interrupted")
+            raise RunInterrupted(run_dir) from None
+        _set_status(run_dir, "stopped" if run.status.startswith("stopped") else "finished")
+        return run
+
+
+def _set_status(run_dir: Path, status: str) -> None:
+    state = read_run_state(run_dir)
+    state["status"] = status
+    write_run_state(run_dir, state)
+
+
+def _check_new_run_dir(run_dir: Path) -> None:
+    """A new run goes into a folder that is not a file and holds no run yet."""
+    from neatpipe.evolve.runlog import EXPERIMENT_FILE
+
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SetupError(f"{run_dir}: exists and is not a directory; choose another --out")
+    if any((run_dir / f).exists() for f in (RUN_STATE_FILE, EXPERIMENT_FILE, SUMMARY_FILE)):
+        raise SetupError(f"{run_dir} already holds a run; continue it with --resume {run_dir}")
+
+
+def _kept_experiment(run_dir: Path, state: Mapping[str, Any]) -> Any:
+    """The experiment kept in a run directory, refused when it changed since the run started."""
+    from neatpipe.evolve.runlog import EXPERIMENT_FILE
+    from neatpipe.experiment import load_experiment
+
+    path = run_dir / EXPERIMENT_FILE
+    if not path.is_file():
+        raise SetupError(f"{path}: missing; this run directory cannot be resumed")
+    recorded = state.get("experiment_sha256")
+    if recorded and file_sha256(path) != recorded:
+        raise SetupError(
+            f"{path} was edited after the run started (its SHA-256 differs from the one in "
+            f"{run_dir / RUN_STATE_FILE}); a resumed run must be the run it continues. Put the file back, "
+            f"or start a new run from the edited copy: neatpipe evolve {path} --out NEW_RUN_DIR"
+        )
+    return load_experiment(path)
 
 
 def _evaluator(exp: Any, models: Mapping[str, Any], sandbox: Any, store: Any, repeats: int) -> Any:
@@ -666,21 +845,24 @@ def _evaluator(exp: Any, models: Mapping[str, Any], sandbox: Any, store: Any, re
 
 
 def _evolve_experiment(
-    exp: Any, models: Mapping[str, Any], run_dir: Path, generations: int | None, progress: bool | Progress
+    exp: Any,
+    problems: Any,
+    initial: Sequence[Any],
+    models: Mapping[str, Any],
+    sandbox: Any,
+    run_dir: Path,
+    options: Mapping[str, Any],
+    progress: bool | Progress,
 ) -> EvolutionRun:
     from neatpipe.evolve.designs import experiment_designs
     from neatpipe.evolve.evaluator import ResultStore
     from neatpipe.evolve.runlog import EVALUATIONS_FILE
-    from neatpipe.sandbox import Sandbox
 
     config = exp.neat_config()
-    pool, held_out = exp.split_problems(exp.load_problems())
-    budgets = Budgets(generations or exp.budget.generations, exp.budget.wall_time, exp.budget.tokens)
+    pool, held_out = exp.split_problems(problems)
+    budgets = Budgets(int(options["generations"]), options.get("wall_time"), options.get("tokens"))
     reporter = progress if isinstance(progress, Progress) else Progress(sys.stderr if progress else None,
                                                                         budgets.generations)  # fmt: skip
-    species_target = _SpeciesTarget(config, exp.neat.target_species, exp.neat.threshold_step)
-    for record in read_history(run_dir):  # a resumed run replays the threshold's walk
-        species_target.adjust(record.species)
     meta = {
         "experiment": exp.name,
         "description": exp.description,
@@ -690,28 +872,28 @@ def _evolve_experiment(
         "seed": exp.seed,
         "models": {m.name: m.spec.to_string() for m in exp.models},
     }
-    with Sandbox() as sandbox, ResultStore(run_dir / EVALUATIONS_FILE) as store:
+    with ResultStore(run_dir / EVALUATIONS_FILE) as store:
         return run_evolution(
             config=config,
             evaluator=_evaluator(exp, models, sandbox, store, exp.fitness.repeats),
             run_dir=run_dir,
-            subset=lambda generation: list(exp.search_subset(pool, generation)),
+            subset=exp.subset_schedule(pool),
             budgets=budgets,
             held_out=list(held_out) if exp.validation.champions else [],
             validate_top=max(exp.validation.champions, 1),
             validate_repeats=exp.validation.repeats,
             racing=_racing(exp),
             seed=exp.seed,
-            initial_genomes=_initial_genomes(exp),
+            initial_genomes=initial,
             progress=reporter,
             meta=meta,
             baselines=experiment_designs(exp) if exp.validation.champions else [],
-            on_generation_done=lambda log: species_target.adjust(log.species),
+            reporters=[SpeciesTarget(config, exp.neat.target_species, exp.neat.threshold_step)],
         )
 
 
 def _evaluate_experiment(
-    exp: Any, models: Mapping[str, Any], run_dir: Path, reporter_stream: Any
+    exp: Any, problems: Any, models: Mapping[str, Any], sandbox: Any, run_dir: Path, reporter_stream: Any
 ) -> EvolutionRun:
     """``mode: evaluate``: score the experiment's fixed designs with repeats; results that an interrupted
     session already paid for come back from the run's result store."""
@@ -724,11 +906,10 @@ def _evaluate_experiment(
     )
     from neatpipe.evolve.evaluator import ResultStore
     from neatpipe.evolve.runlog import EVALUATIONS_FILE
-    from neatpipe.sandbox import Sandbox
 
-    problems = list(exp.search_subset(exp.load_problems(), 0))
+    problems = list(exp.search_subset(problems, 0))
     designs = experiment_designs(exp)
-    with Sandbox() as sandbox, ResultStore(run_dir / EVALUATIONS_FILE) as store:
+    with ResultStore(run_dir / EVALUATIONS_FILE) as store:
         evaluator = _evaluator(exp, models, sandbox, store, exp.evaluate.repeats)
         results = evaluate_designs(evaluator, designs, problems, seed=exp.seed)
     report = designs_report(results, exp.benchmark.name, len(problems))

@@ -8,8 +8,12 @@
       generations.jsonl        one line per evaluated generation (GenerationLog)
       genomes/gen-0007.yaml    the best genome of each generation (+ .graphml, .svg)
       trajectories/gen-0007.jsonl.gz   trajectories of the genomes evaluated in that generation
-      evaluations.sqlite       every (genome, problem, repeat) result paid for, reused on resume
-      checkpoint.pkl.gz        the population of the next generation (atomic; see checkpoint.py)
+      evaluations.sqlite       every (genome, problem, repeat) result paid for, reused on resume, and
+                               every genome's search score per generation (champions are chosen from it)
+      checkpoints/gen-0008.pkl.gz   the population of the next generation (atomic; see checkpoint.py)
+      run.json                 the run's state: the experiment's digest, the options it was started or
+                               resumed with, and the latest checkpoint with its SHA-256
+      .lock                    held by the process writing the run (released when it exits)
       champion.yaml/.graphml/.svg, validation.json, summary.json   written when the run ends
       report.md, report.html, plots/   written by ``neatpipe report``
 
@@ -19,7 +23,9 @@ so a killed run never leaves a half-written file that reads as whole.
 
 from __future__ import annotations
 
+import errno
 import gzip
+import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -33,7 +39,9 @@ from neatpipe.genome.fileio import atomic_write_text, atomic_write_with
 EXPERIMENT_FILE = "experiment.yaml"
 NEAT_CONFIG_FILE = "neat-config.ini"
 GENERATIONS_FILE = "generations.jsonl"
-CHECKPOINT_FILE = "checkpoint.pkl.gz"
+RUN_STATE_FILE = "run.json"
+LOCK_FILE = ".lock"
+RUN_STATE_FORMAT = "neatpipe-run/1"
 EVALUATIONS_FILE = "evaluations.sqlite"
 SUMMARY_FILE = "summary.json"
 VALIDATION_FILE = "validation.json"
@@ -157,3 +165,61 @@ def write_jsonl_gz(path: Path, records: Iterable[dict[str, Any]]) -> None:
 
 def generation_stem(generation: int) -> str:
     return f"gen-{generation:04d}"
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_run_state(run_dir: Path) -> dict[str, Any]:
+    """``run.json`` of a run directory (see the module's layout)."""
+    state = read_json(run_dir / RUN_STATE_FILE)
+    if not isinstance(state, dict) or state.get("format") != RUN_STATE_FORMAT:
+        raise RunDirError(f"{run_dir / RUN_STATE_FILE}: not a neatpipe run state ({RUN_STATE_FORMAT})")
+    return state
+
+
+def write_run_state(run_dir: Path, state: dict[str, Any]) -> None:
+    write_json(run_dir / RUN_STATE_FILE, {**state, "format": RUN_STATE_FORMAT})
+
+
+class RunLock:
+    """The one writer of a run directory: an exclusive ``flock`` on ``RUN_DIR/.lock``, taken at once or
+    refused. The operating system releases it when the process exits, however it exits, so a lock left by
+    a dead process never blocks a resume; the file keeps the holder's process id for the message."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            holder = self.path.read_text(encoding="utf-8", errors="replace").strip()[:20] or "?"
+            raise RunDirError(
+                f"{self.path.parent}: another process (pid {holder}) is writing this run; wait for it to "
+                "finish or stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the lock
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

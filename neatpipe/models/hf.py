@@ -550,6 +550,6 @@ class HFBackend(Backend):
         self.unload()
 
 
-def load_hf(spec: HFSpec, *, pool: ModelPool | None = None) -> HFBackend:
-    """Registry entry for ``hf:``."""
+def load_hf(spec: HFSpec, *, pool: ModelPool | None = None, runner: object = None) -> HFBackend:
+    """Registry entry for ``hf:`` (``runner`` is unused: a model runs no programs)."""
     return HFBackend(spec, pool=pool)

@@ -253,11 +253,11 @@ def _json_object(resp: HttpResponse, url: str, server: str) -> dict[str, Any]:
     return data
 
 
-def load_ollama(spec: OllamaSpec, *, pool: object = None) -> OllamaBackend:
+def load_ollama(spec: OllamaSpec, *, pool: object = None, runner: object = None) -> OllamaBackend:
     """Registry entry for ``ollama:`` (``pool`` is for local models and is ignored)."""
     return OllamaBackend(spec)
 
 
-def load_openai(spec: OpenAISpec, *, pool: object = None) -> OpenAIBackend:
+def load_openai(spec: OpenAISpec, *, pool: object = None, runner: object = None) -> OpenAIBackend:
     """Registry entry for ``openai:`` (``pool`` is for local models and is ignored)."""
     return OpenAIBackend(spec)

@@ -1681,9 +1681,12 @@ class SyntheticCoder(Backend):
         return f"The code fails with {said}: {generic}"
 
 
-def load_synthetic(spec: SyntheticSpec, *, pool: object = None) -> SyntheticCoder:
-    """The registry's loader for ``synthetic:<preset>`` (``pool`` is unused: nothing to load)."""
-    return SyntheticCoder.from_spec(spec)
+def load_synthetic(
+    spec: SyntheticSpec, *, pool: object = None, runner: Runner | None = None
+) -> SyntheticCoder:
+    """The registry's loader for ``synthetic:<preset>`` (``pool`` is unused: nothing to load); its
+    candidates run through ``runner`` when given, else through a sandbox of its own."""
+    return SyntheticCoder.from_spec(spec, runner=runner)
 
 
 __all__ = [
