@@ -53,7 +53,8 @@ backend: {cache: off}
 # What must not change when a run is interrupted and resumed: every field of a generation's log line
 # except the costs and times, which say what *this* session paid.
 COMPARED = ("generation", "best_genome", "best_fitness", "mean_fitness", "sd_fitness", "best_pass_rate",
-            "species", "species_sizes", "mean_nodes", "best_nodes", "problems")  # fmt: skip
+            "species", "species_sizes", "compatibility_threshold", "mean_nodes", "best_nodes",
+            "problems")  # fmt: skip
 
 
 def log_lines(run_dir: Path) -> list[dict]:
@@ -90,7 +91,8 @@ def test_the_reference_run_is_worth_comparing(reference: EvolutionRun) -> None:
     lines = log_lines(reference.run_dir)
     assert [r["generation"] for r in lines] == list(range(GENERATIONS))
     assert len({tuple(r["problems"]) for r in lines}) > 1  # rotating subsets
-    assert len({r["species"] for r in lines}) > 1  # the species controller acts
+    assert len({r["species"] for r in lines}) > 1
+    assert len({r["compatibility_threshold"] for r in lines}) > 2  # the species controller acts
     assert len({r["best_genome"] for r in lines}) > 1  # the search moves
     assert reference.validation and reference.validation[0].get("champion")
 
@@ -338,3 +340,58 @@ def test_interrupting_in_process_raises_run_interrupted_naming_the_run(
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "interrupted"
     with pytest.raises(SetupError, match="already holds a run"):
         evolve(experiment, out=tmp_path / "run", progress=False)
+
+
+def test_the_problems_logged_are_the_problems_scored(reference: EvolutionRun) -> None:
+    import gzip
+
+    from neatpipe.experiment import load_experiment
+
+    exp = load_experiment(reference.run_dir / "experiment.yaml")
+    pool, held_out = exp.split_problems(exp.load_problems())
+    schedule = exp.subset_schedule(pool)
+    for record in read_history(reference.run_dir):
+        drawn = list(schedule.for_generation(record.generation).task_ids)
+        assert record.problems == drawn == list(exp.search_subset(pool, record.generation).task_ids)
+        assert not set(drawn) & set(held_out.task_ids)
+        path = reference.run_dir / "trajectories" / f"gen-{record.generation:04d}.jsonl.gz"
+        with gzip.open(path, "rt") as f:
+            scored = {json.loads(line)["task_id"] for line in f}
+        assert scored <= set(drawn)
+        if record.generation == 0:  # nothing could be reused yet: every drawn problem was run
+            assert scored == set(drawn)
+
+
+def test_champion_is_the_best_validated_and_every_output_names_it(reference: EvolutionRun) -> None:
+    from neatpipe.evolve.evaluator import ResultStore
+    from neatpipe.genome import load_genome
+
+    rows = reference.validation
+    evolved = [v for v in rows if not v.get("baseline")]
+    baselines = [v for v in rows if v.get("baseline")]
+    assert len(evolved) == 2 and baselines == []
+    champion_row = reference.champion_validation
+    assert champion_row is evolved[0] and champion_row["label"].startswith("champion")
+    assert champion_row["validated_fitness"] == max(v["validated_fitness"] for v in evolved)
+    # the validated genomes are the two best ever seen by search fitness, over every generation
+    with ResultStore(reference.run_dir / "evaluations.sqlite") as store:
+        best = store.best_searched(2)
+        everything = store.searched()
+    assert {v["hash"] for v in evolved} == {r.genome for r in best}
+    assert {r.generation for r in everything} == set(range(GENERATIONS))
+    assert best[0].fitness == max(r.fitness for r in everything)
+    for v in evolved:
+        record = next(r for r in best if r.genome == v["hash"])
+        assert v["search_fitness"] == record.fitness and v["search_pass_rate"] == record.pass_rate
+        assert v["inflation"] == pytest.approx(record.pass_rate - v["mean"])  # both pass rates
+    h = reference.champion.behaviour_hash()
+    summary = json.loads((reference.run_dir / "summary.json").read_text())
+    assert summary["champion"]["hash"] == h == champion_row["hash"]
+    assert summary["champion"]["mean"] == champion_row["mean"]
+    assert load_genome(reference.run_dir / "champion.yaml").behaviour_hash() == h
+    assert EvolutionRun.load(reference.run_dir).champion.behaviour_hash() == h
+    assert reference.champion_fitness == champion_row["search_fitness"]
+    from neatpipe.evolve.report import write_report
+
+    report = write_report(reference.run_dir).markdown.read_text()
+    assert f"`{h}`" in report and f"validated pass@1 {champion_row['mean']:.3f}" in report

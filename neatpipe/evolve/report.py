@@ -182,7 +182,23 @@ def build_markdown(run_dir: Path) -> tuple[str, list[Path]]:
     if summary.get("champion"):
         ch = summary["champion"]
         lines += [f"- {ch.get('summary', '')}", f"- behaviour hash `{ch.get('hash', '')}`, search fitness"
-                  f" {_fmt(ch.get('fitness'))}", ""]  # fmt: skip
+                  f" {_fmt(ch.get('fitness'))}"]  # fmt: skip
+        if ch.get("mean") is not None:
+            lines.append(
+                f"- validated pass@1 {ch['mean']:.3f} ± {ch.get('sd', 0.0):.3f} on {ch.get('problems')} held-out "
+                f"problems x {ch.get('repeats')} repeats (inflation of its search pass rate "
+                f"{_fmt(ch.get('inflation'))}); chosen as the best validated of the search's best genomes"
+            )
+            better = [
+                v
+                for v in validation
+                if v.get("baseline") and v["validated_fitness"] > ch["validated_fitness"]
+            ]
+            if better:
+                lines.append(f"- a baseline validated higher than the champion: {better[0]['label']}")
+        else:
+            lines.append("- not validated: the best search fitness so far")
+        lines.append("")
     graph = _champion_graph(run_dir)
     if graph is not None:
         lines += [f"![champion]({graph.name})", ""]

@@ -71,6 +71,11 @@ class EvolutionRun:
     designs: list[dict[str, Any]] = field(default_factory=list)  # mode evaluate: one entry per design
 
     @property
+    def champion_validation(self) -> dict[str, Any] | None:
+        """The champion's row of :attr:`validation` (None when the run was not validated)."""
+        return next((v for v in self.validation if v.get("champion")), None)
+
+    @property
     def statistics(self) -> dict[str, Any]:
         """Per-generation best and mean fitness and species counts, as lists (for plots and scripts)."""
         return {
@@ -428,6 +433,7 @@ def _record(
         cache_hits=sum(e.cache_hits for e in unique if e.new_evaluations),
         elapsed_s=elapsed,
         synthetic=any(e.synthetic for e in unique),
+        compatibility_threshold=float(population.species.species_set_config.compatibility_threshold),
     )
 
 
@@ -521,12 +527,18 @@ def _write_summary(
         }
     )
     if champion is not None:
+        row = next((v for v in validation or () if v.get("champion")), None)
         summary["champion"] = {
             "hash": champion.behaviour_hash(),
             "fitness": champion.fitness,
             "summary": _summary_line(champion),
             "file": "champion.yaml",
+            "chosen_by": "validated fitness" if row else "search fitness (not validated)",
         }
+        if row is not None:
+            summary["champion"].update(
+                {k: row[k] for k in ("mean", "sd", "validated_fitness", "inflation", "repeats", "problems")}
+            )
     if validation:
         summary["validation"] = validation
     write_json(run_dir / SUMMARY_FILE, summary)

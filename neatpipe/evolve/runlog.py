@@ -78,6 +78,7 @@ class GenerationLog:
     cache_hits: int
     elapsed_s: float  # since the run started (wall time of all sessions of the run)
     synthetic: bool = False
+    compatibility_threshold: float | None = None  # the species threshold this generation was split with
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
