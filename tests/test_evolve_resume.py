@@ -395,3 +395,48 @@ def test_champion_is_the_best_validated_and_every_output_names_it(reference: Evo
 
     report = write_report(reference.run_dir).markdown.read_text()
     assert f"`{h}`" in report and f"validated pass@1 {champion_row['mean']:.3f}" in report
+
+
+def descendants() -> set[int]:
+    """Process ids of every living descendant of this process (read from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if fields[0] != "Z":  # a zombie has exited
+                parents[int(entry.name)] = int(fields[1])
+    out: set[int] = set()
+    frontier = {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - out
+        out |= frontier
+    return out
+
+
+def test_one_sandbox_per_run_and_nothing_left_running(tmp_path: Path) -> None:
+    """Four synthetic presets check their candidates in the run's one sandbox; when the run ends, every
+    process it started is gone."""
+    from neatpipe.evolve.run import Progress
+    from neatpipe.sandbox.pool import default_workers
+
+    text = EXPERIMENT.replace(
+        "models:\n  coder: synthetic:coder-1.5b\n  small: synthetic:small-1.5b\n",
+        "models:\n  a: synthetic:coder-1.5b\n  b: synthetic:small-1.5b\n  c: synthetic:coder-3b\n"
+        "  d: synthetic:general-3b\n",
+    ).replace("budget: {generations: 5}", "budget: {generations: 2}")
+    (tmp_path / "four.yaml").write_text(text)
+    before = descendants()
+    most = [0]
+
+    class Watch(Progress):
+        def genome_done(self, generation: int, done: int, total: int) -> None:
+            most[0] = max(most[0], len(descendants() - before))
+
+    evolve(tmp_path / "four.yaml", out=tmp_path / "run", progress=Watch(None))
+    # one pool: its workers, each with at most one program child running at the moment we look
+    assert 0 < most[0] <= 2 * default_workers()
+    assert descendants() - before == set()
