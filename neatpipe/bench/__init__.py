@@ -15,7 +15,7 @@ from neatpipe.bench.humaneval import BenchmarkDataError, load_humaneval
 from neatpipe.bench.mbpp import SPLITS as MBPP_SPLITS
 from neatpipe.bench.mbpp import load_mbpp, resolve_mbpp_path
 from neatpipe.bench.problem import Problem, ProblemSet
-from neatpipe.bench.subsets import subset
+from neatpipe.bench.subsets import SubsetSchedule, subset
 
 BENCHMARKS = ("humaneval", "mbpp")
 
@@ -37,6 +37,7 @@ __all__ = [
     "BenchmarkDataError",
     "Problem",
     "ProblemSet",
+    "SubsetSchedule",
     "assemble",
     "candidate_code",
     "detect_style",
