@@ -69,8 +69,10 @@ def outcome(run_dir: Path) -> dict:
         "status": summary["status"],
         "champion": summary["champion"],
         "champion_file": (run_dir / "champion.yaml").read_text(),
-        "validation": [{k: v[k] for k in ("label", "hash", "search_fitness", "mean", "sd", "inflation")}
-                       for v in validation],  # fmt: skip
+        "validation": [
+            {k: v[k] for k in ("label", "hash", "search_fitness", "mean", "sd", "inflation")}
+            for v in validation
+        ],  # fmt: skip
     }
 
 
@@ -263,7 +265,11 @@ def test_an_edited_experiment_is_refused(copied_run: Path, capsys) -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["EXP", "--resume", "RUN"], ["--resume", "RUN", "--out", "elsewhere"], ["--resume", "RUN", "--model-set", "x"]],
+    [
+        ["EXP", "--resume", "RUN"],
+        ["--resume", "RUN", "--out", "elsewhere"],
+        ["--resume", "RUN", "--model-set", "x"],
+    ],
 )
 def test_resume_with_options_that_belong_to_the_run_is_an_error(
     copied_run: Path, experiment: Path, capsys, argv: list[str]

@@ -139,6 +139,12 @@ class SearchRecord:
         return self.pass_rate
 
 
+_SCHEMA = {
+    "results": ("key", "genome", "task_id", "seed", "data"),
+    "searched": ("generation", "genome", "fitness", "pass_rate", "rests_on", "data"),
+}
+
+
 class ResultStore:
     """Every problem evaluation made so far, by ``result_key``; an explicit memo, optionally kept
     in an SQLite file so that a resumed run does not pay again.
@@ -159,6 +165,7 @@ class ResultStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._guard():
                 self._db = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
+                self._check_schema()  # before anything is written: a foreign file is left as it was
                 with self._db:
                     self._db.execute("PRAGMA journal_mode=WAL")
                     self._db.execute(
@@ -172,14 +179,31 @@ class ResultStore:
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
-        """SQLite's errors about a damaged or foreign file as one error that names the file."""
+        """SQLite's errors as one error that names the file: a damaged or foreign file, or a disk that
+        cannot take the writes."""
         try:
             yield
         except sqlite3.DatabaseError as exc:
+            name = getattr(exc, "sqlite_errorname", "")
+            if name.startswith(
+                ("SQLITE_IOERR", "SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")
+            ):
+                raise ResultStoreError(
+                    f"{self.path}: cannot read or write the result store ({exc}): disk full, or a read-only "
+                    "folder?"
+                ) from None
             raise ResultStoreError(
                 f"{self.path}: not a usable result store ({exc}). Move the file aside to start afresh "
                 "(its results are then paid for again), or put back a good copy"
             ) from None
+
+    def _check_schema(self) -> None:
+        """The tables a result store has, where they exist, have the store's columns."""
+        assert self._db is not None
+        for table, wanted in _SCHEMA.items():
+            columns = [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]
+            if columns and columns != list(wanted):
+                raise sqlite3.DatabaseError(f"table {table} has columns {columns}, not {list(wanted)}")
 
     def get(self, key: str) -> ProblemResult | None:
         with self._lock:

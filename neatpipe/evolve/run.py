@@ -38,6 +38,7 @@ from neatpipe.evolve.runlog import (
     TRAJECTORIES_DIR,
     VALIDATION_FILE,
     GenerationLog,
+    RunDirError,
     append_line,
     file_sha256,
     generation_stem,
@@ -226,6 +227,14 @@ def run_evolution(
         population = neat.Population(config, seed=seed)
         _seed_population(population, config, initial_genomes)
         history = []
+    if population.generation > 0 and not any(
+        r.generation == population.generation - 1 for r in store.searched()
+    ):
+        raise RunDirError(
+            f"{store.path or 'the result store'}: holds no search scores of generation "
+            f"{population.generation - 1}, which the checkpoint follows; was the file replaced? Put back the "
+            "run's own evaluations.sqlite"
+        )
     write_history(run_dir / GENERATIONS_FILE, history)  # drops a generation logged after the checkpoint
     store.forget_search_from(population.generation)  # and its search scores: it is scored again
     for reporter in reporters:
