@@ -132,9 +132,33 @@ def run_killed(tmp_path: Path, experiment: Path, how: str, at: int = 2) -> subpr
     return subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
 
 
+# measurements of this machine at that moment, not outcomes
+TIMINGS = {"duration_s", "cpu_time_s", "wall_time_s", "peak_memory_mb", "max_rss_kb"}
+
+
+def without_timings(value):
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if k not in TIMINGS}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
+
+
+def trajectories(run_dir: Path) -> dict[str, list[dict]]:
+    import gzip
+
+    out = {}
+    for path in sorted((run_dir / "trajectories").glob("gen-*.jsonl.gz")):
+        with gzip.open(path, "rt") as f:
+            out[path.name] = [without_timings(json.loads(line)) for line in f]
+    assert not list((run_dir / "trajectories").glob("*.partial.jsonl"))
+    return out
+
+
 def assert_same_run(run_dir: Path, reference: EvolutionRun) -> None:
     assert log_lines(run_dir) == log_lines(reference.run_dir)
     assert outcome(run_dir) == outcome(reference.run_dir)
+    assert trajectories(run_dir) == trajectories(reference.run_dir)
 
 
 def test_sigkill_mid_generation_resumes_to_the_uninterrupted_run(

@@ -495,21 +495,28 @@ class Evaluator:
         return self.feedback or "genome"
 
     @contextmanager
-    def collecting_runs(self) -> Iterator[list[Any]]:
-        """Every ``PipelineRun`` made inside the block, in a list (``on_run`` is still called)."""
-        runs: list[Any] = []
+    def observing_runs(self, observer: Callable[[Any], None]) -> Iterator[None]:
+        """Inside the block, ``observer(run)`` sees every ``PipelineRun`` as soon as it is made, before
+        its results are stored (``on_run`` is still called)."""
         previous = self.on_run
 
-        def collect(run: Any) -> None:
-            runs.append(run)
+        def both(run: Any) -> None:
+            observer(run)
             if previous is not None:
                 previous(run)
 
-        self.on_run = collect
+        self.on_run = both
         try:
-            yield runs
+            yield
         finally:
             self.on_run = previous
+
+    @contextmanager
+    def collecting_runs(self) -> Iterator[list[Any]]:
+        """Every ``PipelineRun`` made inside the block, in a list (``on_run`` is still called)."""
+        runs: list[Any] = []
+        with self.observing_runs(runs.append):
+            yield runs
 
     def _uses_synthetic(self, genome: Any) -> bool:
         used = _genome_models(genome) & set(self._synthetic)

@@ -40,12 +40,15 @@ from neatpipe.evolve.runlog import (
     GenerationLog,
     RunDirError,
     append_line,
+    append_lines,
     file_sha256,
     generation_stem,
     read_history,
+    read_jsonl,
     read_run_state,
     write_history,
     write_json,
+    write_jsonl,
     write_jsonl_gz,
     write_run_state,
 )
@@ -272,12 +275,7 @@ def run_evolution(
         best = population.population[record.best_key]
         stem = run_dir / GENOMES_DIR / generation_stem(generation)
         _save_genome_files(best, stem, f"best of generation {generation}: fitness {best.fitness:.4f}")
-        if runs:
-            write_jsonl_gz(
-                run_dir / TRAJECTORIES_DIR / f"{generation_stem(generation)}.jsonl.gz",
-                (t.to_dict() for run in runs for t in run.trajectories),
-            )
-            runs.clear()
+        _seal_trajectories(run_dir, generation)
         append_line(run_dir / GENERATIONS_FILE, log.to_dict())
         history.append(log)
         nonlocal tokens_spent
@@ -291,8 +289,15 @@ def run_evolution(
         on_generation=on_generation,
         progress=progress.genome_done,
     )
+
+    def keep_trajectories(run: Any) -> None:  # as soon as they are made: a crash loses none of them
+        append_lines(
+            _partial_trajectories(run_dir, fitness.generation), [t.to_dict() for t in run.trajectories]
+        )
+
+    _clean_partial_trajectories(run_dir, population.generation)
     try:
-        with evaluator.collecting_runs() as runs:
+        with evaluator.observing_runs(keep_trajectories):
             while population.generation < budgets.generations:
                 if (
                     budgets.wall_time_s is not None
@@ -334,6 +339,35 @@ def run_evolution(
         status,
         any(r.synthetic for r in history),
     )
+
+
+def _partial_trajectories(run_dir: Path, generation: int) -> Path:
+    return run_dir / TRAJECTORIES_DIR / f"{generation_stem(generation)}.partial.jsonl"
+
+
+def _clean_partial_trajectories(run_dir: Path, generation: int) -> None:
+    """Keep the whole lines of the generation's partial trajectory file (a killed session may have torn
+    its last line), so that appending goes on after a whole line."""
+    path = _partial_trajectories(run_dir, generation)
+    if path.exists():
+        write_jsonl(path, read_jsonl(path))
+
+
+def _seal_trajectories(run_dir: Path, generation: int) -> None:
+    """The generation's trajectory file, from the lines appended while it ran (in this session and in an
+    interrupted one): one line per (genome, problem, repeat), in that order, so a resumed generation's
+    file holds what the uninterrupted one's does."""
+    partial = _partial_trajectories(run_dir, generation)
+    if not partial.exists():
+        return
+    unique: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for t in read_jsonl(partial):
+        unique.setdefault((t["genome"], t["task_id"], t["repeat"], t["seed"]), t)
+    write_jsonl_gz(
+        run_dir / TRAJECTORIES_DIR / f"{generation_stem(generation)}.jsonl.gz",
+        (unique[k] for k in sorted(unique)),
+    )
+    partial.unlink()
 
 
 def _with_fitness(genome: Any, fitness: float) -> Any:

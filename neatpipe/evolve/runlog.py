@@ -100,11 +100,24 @@ class GenerationLog:
 
 def append_line(path: Path, record: dict[str, Any]) -> None:
     """Append one JSON line and flush it to disk (a line is whole or absent after a crash)."""
-    line = json.dumps(record, sort_keys=True) + "\n"
+    append_lines(path, [record])
+
+
+def append_lines(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Append JSON lines and flush them to disk (after a crash the last one may be torn; readers skip it)."""
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+    if not text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
-        f.write(line)
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """A JSONL file, written atomically."""
+    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -126,7 +139,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def write_history(path: Path, records: Iterable[GenerationLog]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r.to_dict(), sort_keys=True) + "\n" for r in records))
+    write_jsonl(path, (r.to_dict() for r in records))
 
 
 def read_history(run_dir: str | os.PathLike[str]) -> list[GenerationLog]:
