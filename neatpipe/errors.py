@@ -10,6 +10,7 @@ This module is a leaf: it imports nothing of neatpipe.
 
 from __future__ import annotations
 
+import itertools
 import reprlib
 from collections.abc import Sequence
 
@@ -20,7 +21,26 @@ MAX_MESSAGE_CHARS = 4000
 #: The most characters one listed problem keeps.
 MAX_PROBLEM_CHARS = 1000
 
-_SHOWN = reprlib.Repr()
+
+
+class _Shown(reprlib.Repr):
+    """``reprlib.Repr`` keeping a mapping's own key order (the order the user wrote)."""
+
+    def repr_dict(self, x: dict, level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        items = [
+            f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}"
+            for k, v in itertools.islice(x.items(), self.maxdict)
+        ]
+        if len(x) > self.maxdict:
+            items.append(self.fillvalue)
+        return "{" + ", ".join(items) + "}"
+
+
+_SHOWN = _Shown()
 _SHOWN.maxstring = _SHOWN.maxother = 200
 _SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 6
 _SHOWN.maxlevel = 3

@@ -11,7 +11,7 @@
 - :class:`StrictLoader` and :func:`load_yaml` read YAML without silently merged duplicate keys and
   without alias bombs: a document whose aliases expand to more than :data:`MAX_ALIAS_NODES` extra
   nodes (or refer to themselves) is refused before anything is built from it.
-- :func:`ensure_output_dir` checks an output folder before the work that fills it starts.
+- :func:`check_output_dir` checks an output folder before the work that fills it starts.
 
 This module is a leaf: it imports nothing of neatpipe but the error root.
 """
@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from neatpipe.errors import NeatpipeError, shown
+from neatpipe.errors import NeatpipeError, bounded, shown
 
 #: The most nodes that YAML aliases may add to a document beyond the nodes written in it.
 MAX_ALIAS_NODES = 10_000
@@ -86,18 +86,21 @@ def read_text(path: str | os.PathLike[str]) -> str:
 # -- outputs ------------------------------------------------------------------------------------------
 
 
-def ensure_output_dir(path: str | os.PathLike[str]) -> Path:
-    """``path`` as a folder to write into, created if missing; checked before any work is done, so
-    that a wrong ``--out`` fails at once instead of after the work it should hold."""
+def check_output_dir(path: str | os.PathLike[str]) -> Path:
+    """``path`` if it is a folder that can be written into, or one that can be created (the writer
+    creates it); checked before any work is done, so that a wrong ``--out`` fails at once instead of
+    after the work it should hold. Nothing is created here."""
     p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise FileError(p, "cannot write into it: it is a file, not a directory")
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FileError(p, f"cannot create the directory: {os_reason(exc)}") from None
-    if not os.access(p, os.W_OK | os.X_OK):
-        raise FileError(p, "cannot write into it: permission denied")
+    existing = p
+    while not existing.exists():
+        if existing.is_symlink():
+            raise FileError(p, "cannot write into it: it is a broken symbolic link")
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "it is a file" if existing == p else f"{existing} is a file"
+        raise FileError(p, f"cannot write into it: {what}, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise FileError(p, f"cannot write into it: no permission to write in {existing}")
     return p
 
 
@@ -249,11 +252,27 @@ def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool 
 StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+class YAMLSyntaxError(yaml.YAMLError):
+    """A malformed YAML document, told in one line: what is wrong and at which line and column."""
+
+
+def _one_line(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message (with quoted input and a caret) as one line."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    mark = exc.problem_mark or exc.context_mark
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    what = "; ".join(p for p in (exc.context, exc.problem) if p) or type(exc).__name__
+    return what + where
+
+
 def load_yaml(text: str) -> Any:
-    """The YAML document in ``text``, read with :class:`StrictLoader`. Raises ``yaml.YAMLError`` (whose
-    message is short: PyYAML quotes at most one line of the input) for every malformed document, a
-    too deeply nested one included."""
+    """The YAML document in ``text``, read with :class:`StrictLoader`. Every malformed document, a too
+    deeply nested one included, raises a :class:`YAMLSyntaxError` (a ``yaml.YAMLError``) whose message
+    is one line."""
     try:
         return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise YAMLSyntaxError(bounded(_one_line(exc), 300)) from None
     except RecursionError:
-        raise yaml.YAMLError("the document is nested too deeply") from None
+        raise YAMLSyntaxError("the document is nested too deeply") from None
