@@ -37,10 +37,10 @@ import yaml
 
 from neatpipe.errors import NeatpipeError, shown
 from neatpipe.genome.errors import ConfigError, GenomeError, problems_message
-from neatpipe.genome.fileio import StrictLoader
 from neatpipe.genome.settings import NEAT_DEFAULTS, GenomeSettings
-from neatpipe.models.cache import CACHE_MODES
-from neatpipe.models.errors import SpecError
+from neatpipe.io import FileError, load_yaml, read_text
+from neatpipe.models.cache import CACHE_MODES, cache_choice
+from neatpipe.models.errors import CacheError, SpecError
 from neatpipe.models.spec import HFSpec, ModelSpec, parse_spec, spec_to_mapping
 from neatpipe.runtime.prompts import PROMPT_POOLS
 
@@ -336,13 +336,16 @@ def _batch_size(value: Any, path: str, ctx: _Ctx) -> int | str:
 
 
 def _cache(value: Any, path: str, ctx: _Ctx) -> str | None:
-    if value is True or value == "default":
-        return "default"
-    if value is False or value is None or value == "off":
-        return None
-    if isinstance(value, str) and value.strip():
-        return str(ctx.resolve(value))
-    ctx.add(path, f"expected default (or true), off (or false) or a file path, got {shown(value)}")
+    """``default``, None (``off``, ``none``, false, null: no cache) or the cache file, resolved."""
+    try:
+        choice = cache_choice(value) if isinstance(value, bool | str) or value is None else ""
+    except CacheError:
+        choice = ""
+    if choice is None or choice == "default":
+        return choice
+    if choice:
+        return str(ctx.resolve(choice))
+    ctx.add(path, f"expected default (or true), off (or none, false) or a file path, got {shown(value)}")
     raise _Invalid
 
 
@@ -594,7 +597,7 @@ class BackendSettings:
 
     cache: str | None = _f(
         "default",
-        "completion cache: default ($NEATPIPE_CACHE_DIR or ~/.cache/neatpipe), a file path, or off",
+        "completion cache: default ($NEATPIPE_CACHE_DIR or ~/.cache/neatpipe), a file path, or off (none)",
         parse=_cache,
     )
     cache_mode: str = _f(
@@ -1358,11 +1361,18 @@ class Experiment:
         """``subset.labels`` read as task id -> label (None without a file or with stratified off)."""
         if self.subset.labels is None or not self.subset.stratified:
             return None
-        text = Path(self.subset.labels).read_text(encoding="utf-8")
-        data = json.loads(text) if self.subset.labels.endswith(".json") else yaml.safe_load(text)
+        where = self.subset.labels
+        try:
+            text = read_text(where)
+            data = json.loads(text) if where.endswith(".json") else load_yaml(text)
+        except FileError as exc:
+            raise ExperimentError([FieldProblem("subset.labels", str(exc))], self.source) from None
+        except (ValueError, yaml.YAMLError) as exc:
+            problem = FieldProblem("subset.labels", f"{where}: not valid JSON or YAML: {exc}")
+            raise ExperimentError([problem], self.source) from None
         if not isinstance(data, Mapping):
             raise ExperimentError(
-                [FieldProblem("subset.labels", "the file must map task ids to labels")], self.source
+                [FieldProblem("subset.labels", f"{where}: the file must map task ids to labels")], self.source
             )
         return {str(k): str(v) for k, v in data.items()}
 
@@ -1414,11 +1424,11 @@ def load_experiment(
     directory). ``models``: the name of a ``model_alternatives`` set to use instead of ``models``."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ExperimentError(f"cannot read: {exc.strerror}", source) from None
+        text = read_text(path)
+    except FileError as exc:
+        raise ExperimentError(exc.reason, source) from None
     try:
-        data = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         raise ExperimentError(f"not valid YAML: {exc}", source) from None
     experiment = Experiment.from_dict(data, source=source, base_dir=base_dir)
