@@ -3,6 +3,10 @@
 Each area module exposes ``register(subparsers)``, which adds its subcommands and sets
 ``func`` on each parser. Heavy imports (torch, transformers) happen inside the handlers, so
 ``neatpipe --help`` stays fast.
+
+:func:`main` turns what a user can fix into one line on stderr and exit status 2: any
+:class:`~neatpipe.errors.NeatpipeError`, and an ``OSError`` that names a file (a folder where a file
+should be, no permission, a full disk). ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations

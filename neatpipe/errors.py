@@ -22,7 +22,6 @@ MAX_MESSAGE_CHARS = 4000
 MAX_PROBLEM_CHARS = 1000
 
 
-
 class _Shown(reprlib.Repr):
     """``reprlib.Repr`` keeping a mapping's own key order (the order the user wrote)."""
 

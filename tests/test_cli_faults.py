@@ -315,12 +315,32 @@ def test_cache_none_means_no_cache(word, tmp_path, monkeypatch, capsys) -> None:
     assert load_experiment(exp).backend.cache is None
 
 
-def test_evaluate_cache_none_runs_without_a_cache_file(tmp_path, monkeypatch, capsys) -> None:
+def test_evaluate_cache_none_runs_without_a_cache_file_and_writes_with_the_umask(
+    tmp_path, monkeypatch, capsys
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NEATPIPE_CACHE_DIR", str(tmp_path / "default-cache"))
-    assert main(["evaluate", str(GENOME), "--model", SYNTHETIC, "--limit", "1", "--cache", "none"]) == 0
+    old = os.umask(0o022)
+    try:
+        argv = [
+            "evaluate",
+            str(GENOME),
+            "--model",
+            SYNTHETIC,
+            "--limit",
+            "1",
+            "--cache",
+            "none",
+            "--out",
+            "ev",
+        ]
+        assert main(argv) == 0
+    finally:
+        os.umask(old)
     assert "pass@1" in capsys.readouterr().out
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path) == ["ev"]
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "ev").iterdir()}
+    assert modes == {"trajectories.jsonl": 0o644, "evaluation.json": 0o644}
 
 
 # -- option values ---------------------------------------------------------------------------------------
