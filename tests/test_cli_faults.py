@@ -378,7 +378,11 @@ def test_import_paper_names_the_file_and_the_temperature_field(temperature, tmp_
         ('["HumanEval/0", ', "not a valid JSON list of task ids"),
         ("[0, 1]", 'item 0 is 0, not a task id string (e.g. "HumanEval/0")'),
         ('["HumanEval/0", {"id": 1}]', "item 1 is {'id': 1}, not a task id string"),
-        ("HumanEval/0\nHumanEval/9999\n", "1 unknown task id(s) for humaneval: 'HumanEval/9999'"),
+        ("HumanEval/0\nHumanEval/9999\n", "unknown task ids for humaneval: HumanEval/9999 (ids look like"),
+        (
+            "".join(f"x{i}\n" for i in range(9)),
+            "unknown task ids for humaneval: x0, x1, x2, x3, x4 and 4 more",
+        ),
         ("\n\n", "no task ids"),
     ],
 )

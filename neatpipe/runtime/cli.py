@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from neatpipe.errors import shown
+from neatpipe.errors import bounded, shown
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -103,10 +103,11 @@ def _problems(args: argparse.Namespace) -> Any:
         known = set(problems.task_ids)
         unknown = [t for t in ids if t not in known]
         if unknown:
-            listed = ", ".join(shown(t) for t in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            listed = ", ".join(bounded(t, 80) for t in unknown[:5])
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
             raise CLIError(
-                f"{args.subset}: {len(unknown)} unknown task id(s) for {args.benchmark}: {listed} "
-                f"(ids look like {problems.task_ids[0]!r})"
+                f"{args.subset}: unknown task ids for {args.benchmark}: {listed}{more} "
+                f"(ids look like {problems.task_ids[0]})"
             )
         return problems.select(ids)
     return problems
