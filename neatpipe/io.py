@@ -147,10 +147,9 @@ def atomic_write_with(path: str | os.PathLike[str], write: Callable[[str], Any])
         except OSError as exc:
             raise FileError(target, f"cannot write: {os_reason(exc)}") from None
         return
-    folder = real.parent if str(real.parent) else Path(".")
     tmp: str | None = None
     try:
-        tmp = _create_temp(folder, real.name, stat.S_IMODE(info.st_mode) if info is not None else None)
+        tmp = _create_temp(real.parent, real.name, stat.S_IMODE(info.st_mode) if info is not None else None)
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
