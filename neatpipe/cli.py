@@ -3,12 +3,17 @@
 Each area module exposes ``register(subparsers)``, which adds its subcommands and sets
 ``func`` on each parser. Heavy imports (torch, transformers) happen inside the handlers, so
 ``neatpipe --help`` stays fast.
+
+:func:`main` turns what a user can fix into one line on stderr and exit status 2: any
+:class:`~neatpipe.errors.NeatpipeError`, and an ``OSError`` that names a file (a folder where a file
+should be, no permission, a full disk). ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 
 from neatpipe.errors import NeatpipeError, bounded
@@ -27,6 +32,14 @@ _COMMAND_MODULES = (
 
 class CLIError(NeatpipeError):
     """A user-facing error of the command line itself (a bad option or combination of options)."""
+
+
+def positive_number(option: str, value: float) -> float:
+    """``value`` of ``option`` if it is a finite number above zero (argparse's ``float`` takes ``nan``
+    and ``inf``, which no limit or timeout means)."""
+    if not math.isfinite(value) or value <= 0:
+        raise CLIError(f"{option} must be a finite number above 0, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 1
+    except OSError as exc:
+        # A file the system refused (a folder where a file should be, no permission, a full disk):
+        # the user's to fix, and the file name says where.
+        if args.debug or exc.filename is None:
+            raise
+        from neatpipe.io import os_reason
+
+        print(f"neatpipe: error: {bounded(str(exc.filename))}: {os_reason(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("neatpipe: interrupted", file=sys.stderr)
         return 130

@@ -34,12 +34,12 @@ from typing import Any
 
 import yaml
 
-from neatpipe.errors import NeatpipeError
+from neatpipe.errors import NeatpipeError, shown
 from neatpipe.genome.errors import ConfigError, GenomeError, problems_message
-from neatpipe.genome.fileio import StrictLoader
 from neatpipe.genome.settings import NEAT_DEFAULTS, GenomeSettings
-from neatpipe.models.cache import CACHE_MODES
-from neatpipe.models.errors import SpecError
+from neatpipe.io import FileError, load_yaml, read_text
+from neatpipe.models.cache import CACHE_MODES, cache_choice
+from neatpipe.models.errors import CacheError, SpecError
 from neatpipe.models.spec import HFSpec, ModelSpec, parse_spec, spec_to_mapping
 from neatpipe.runtime.prompts import PROMPT_POOLS
 from neatpipe.seeds import derive_seed
@@ -107,7 +107,7 @@ def _suggest(word: object, candidates: Sequence[str]) -> str:
 
 
 def _not_one_of(value: object, choices: Sequence[str]) -> str:
-    return f"{value!r} is not one of {', '.join(choices)}{_suggest(value, choices)}"
+    return f"{shown(value)} is not one of {', '.join(choices)}{_suggest(value, choices)}"
 
 
 def _raise_if(problems: list[FieldProblem]) -> None:
@@ -135,15 +135,15 @@ def _f(
 
 
 def _at_least(low: float) -> Callable[[Any], str | None]:
-    return lambda v: None if v is None or v >= low else f"must be at least {low}, got {v!r}"
+    return lambda v: None if v is None or v >= low else f"must be at least {low}, got {shown(v)}"
 
 
 def _positive(v: Any) -> str | None:
-    return None if v is None or v > 0 else f"must be positive, got {v!r}"
+    return None if v is None or v > 0 else f"must be positive, got {shown(v)}"
 
 
 def _fraction(v: Any) -> str | None:
-    return None if 0.0 < v <= 1.0 else f"must lie in (0, 1], got {v!r}"
+    return None if 0.0 < v <= 1.0 else f"must lie in (0, 1], got {shown(v)}"
 
 
 def _check_fields(obj: Any) -> list[FieldProblem]:
@@ -204,7 +204,7 @@ def _is_optional(tp: Any) -> bool:
     return (origin is typing.Union or origin is types.UnionType) and type(None) in typing.get_args(tp)
 
 
-def _coerce(tp: Any, value: Any, path: str, ctx: _Ctx, shown: str | None = None) -> Any:
+def _coerce(tp: Any, value: Any, path: str, ctx: _Ctx, described: str | None = None) -> Any:
     """``value`` as the declared type; strict (YAML has real booleans and numbers, so no strings)."""
     if _is_optional(tp):
         if value is None:
@@ -218,7 +218,7 @@ def _coerce(tp: Any, value: Any, path: str, ctx: _Ctx, shown: str | None = None)
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            ctx.add(path, f"expected a list of strings, got {value!r}")
+            ctx.add(path, f"expected a list of strings, got {shown(value)}")
             raise _Invalid
         return tuple(value)
     ok = {
@@ -230,12 +230,12 @@ def _coerce(tp: Any, value: Any, path: str, ctx: _Ctx, shown: str | None = None)
     if ok is None:
         raise AssertionError(f"unhandled type {tp!r} at {path}")
     if not ok:
-        ctx.add(path, f"expected {shown or _describe_type(tp)}, got {value!r}")
+        ctx.add(path, f"expected {described or _describe_type(tp)}, got {shown(value)}")
         raise _Invalid
     if tp is float:
         value = float(value)
         if not math.isfinite(value):
-            ctx.add(path, f"expected a finite number, got {value!r}")
+            ctx.add(path, f"expected a finite number, got {shown(value)}")
             raise _Invalid
     return value
 
@@ -247,7 +247,7 @@ def _parse_section(cls: type, data: Any, path: str, ctx: _Ctx) -> Any:
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        ctx.add(path, f"expected a mapping with fields {', '.join(names)}, got {data!r}")
+        ctx.add(path, f"expected a mapping with fields {', '.join(names)}, got {shown(data)}")
         raise _Invalid
     before = len(ctx.problems)
     for key in data:
@@ -296,7 +296,7 @@ def _path_parser(must_exist: bool, kind: str = "file") -> Callable[[Any, str, _C
         if value is None:
             return None
         if not isinstance(value, str) or not value.strip():
-            ctx.add(path, f"expected a path, got {value!r}")
+            ctx.add(path, f"expected a path, got {shown(value)}")
             raise _Invalid
         resolved = ctx.resolve(value)
         if must_exist and not resolved.exists():
@@ -317,7 +317,7 @@ def parse_duration(value: Any) -> float | None:
         m = _DURATION_RE.match(value)
         if m:
             return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    raise ValueError(f"expected seconds or a duration like 90s, 30m, 2h, 1d, got {value!r}")
+    raise ValueError(f"expected seconds or a duration like 90s, 30m, 2h, 1d, got {shown(value)}")
 
 
 def _duration(value: Any, path: str, ctx: _Ctx) -> float | None:
@@ -331,18 +331,21 @@ def _duration(value: Any, path: str, ctx: _Ctx) -> float | None:
 def _batch_size(value: Any, path: str, ctx: _Ctx) -> int | str:
     if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
         return value
-    ctx.add(path, f"expected 'auto' or an integer >= 1, got {value!r}")
+    ctx.add(path, f"expected 'auto' or an integer >= 1, got {shown(value)}")
     raise _Invalid
 
 
 def _cache(value: Any, path: str, ctx: _Ctx) -> str | None:
-    if value is True or value == "default":
-        return "default"
-    if value is False or value is None or value == "off":
-        return None
-    if isinstance(value, str) and value.strip():
-        return str(ctx.resolve(value))
-    ctx.add(path, f"expected default (or true), off (or false) or a file path, got {value!r}")
+    """``default``, None (``off``, ``none``, false, null: no cache) or the cache file, resolved."""
+    try:
+        choice = cache_choice(value) if isinstance(value, bool | str) or value is None else ""
+    except CacheError:
+        choice = ""
+    if choice is None or choice == "default":
+        return choice
+    if choice:
+        return str(ctx.resolve(choice))
+    ctx.add(path, f"expected default (or true), off (or none, false) or a file path, got {shown(value)}")
     raise _Invalid
 
 
@@ -351,7 +354,7 @@ def _cache_mode(value: Any, path: str, ctx: _Ctx) -> str:
         return "off"
     if isinstance(value, str):
         return value
-    ctx.add(path, f"expected one of {', '.join(CACHE_MODES)}, got {value!r}")
+    ctx.add(path, f"expected one of {', '.join(CACHE_MODES)}, got {shown(value)}")
     raise _Invalid
 
 
@@ -412,7 +415,7 @@ class BenchmarkSettings:
     def _rules(self) -> list[FieldProblem]:
         out = []
         if self.name == "humaneval" and self.split != "all":
-            out.append(FieldProblem("split", f"HumanEval has one split, all; got {self.split!r}"))
+            out.append(FieldProblem("split", f"HumanEval has one split, all; got {shown(self.split)}"))
         if self.name == "humaneval" and self.visible_tests is not None:
             out.append(
                 FieldProblem("visible_tests", "only for mbpp (HumanEval shows its docstring examples)")
@@ -594,7 +597,7 @@ class BackendSettings:
 
     cache: str | None = _f(
         "default",
-        "completion cache: default ($NEATPIPE_CACHE_DIR or ~/.cache/neatpipe), a file path, or off",
+        "completion cache: default ($NEATPIPE_CACHE_DIR or ~/.cache/neatpipe), a file path, or off (none)",
         parse=_cache,
     )
     cache_mode: str = _f(
@@ -651,7 +654,7 @@ class PromptPools:
                 out.append(
                     FieldProblem(
                         role,
-                        f"unknown variant {unknown[0]!r}{_suggest(unknown[0], known)}; variants: {', '.join(known)}",
+                        f"unknown variant {shown(unknown[0])}{_suggest(unknown[0], known)}; variants: {', '.join(known)}",
                     )
                 )
             elif not names:
@@ -710,7 +713,7 @@ def _parse_model(name: Any, value: Any, path: str, ctx: _Ctx) -> ModelEntry:
     if not isinstance(name, str) or not _NAME_RE.match(name):
         ctx.add(
             path,
-            f"a model name uses letters, digits, '_', '.', '-' (it appears in genome files), got {name!r}",
+            f"a model name uses letters, digits, '_', '.', '-' (it appears in genome files), got {shown(name)}",
         )
         raise _Invalid
     make_tiny: Any = None
@@ -723,8 +726,8 @@ def _parse_model(name: Any, value: Any, path: str, ctx: _Ctx) -> ModelEntry:
         if isinstance(value, Mapping) and exc.field in value and exc.field != "spec":
             ctx.add(_join(path, exc.field), exc.problem)
         else:
-            shown = value.get("spec") if isinstance(value, Mapping) else value
-            ctx.add(path, f"model spec {shown!r}: {exc.problem} (e.g. {_SPEC_EXAMPLES})")
+            given = value.get("spec") if isinstance(value, Mapping) else value
+            ctx.add(path, f"model spec {shown(given)}: {exc.problem} (e.g. {_SPEC_EXAMPLES})")
         raise _Invalid from None
     if isinstance(spec, HFSpec) and spec.is_local:
         spec = replace(spec, model=str(ctx.resolve(spec.model)))
@@ -737,7 +740,7 @@ def _parse_model(name: Any, value: Any, path: str, ctx: _Ctx) -> ModelEntry:
         if make_tiny is True:
             make_tiny = {}
         if not isinstance(make_tiny, Mapping):
-            ctx.add(where, f"expected true or a mapping of make_tiny_model options, got {make_tiny!r}")
+            ctx.add(where, f"expected true or a mapping of make_tiny_model options, got {shown(make_tiny)}")
             raise _Invalid
         allowed = _make_tiny_options()
         bad = [k for k in make_tiny if k not in allowed]
@@ -755,7 +758,7 @@ def _parse_models(value: Any, path: str, ctx: _Ctx) -> tuple[ModelEntry, ...]:
     if not isinstance(value, Mapping) or not value:
         ctx.add(
             path,
-            f"expected a mapping of model names to backend specs (e.g. coder: hf:Qwen/Qwen2.5-Coder-1.5B-Instruct), got {value!r}",
+            f"expected a mapping of model names to backend specs (e.g. coder: hf:Qwen/Qwen2.5-Coder-1.5B-Instruct), got {shown(value)}",
         )
         raise _Invalid
     out, failed = [], False
@@ -790,7 +793,8 @@ def _parse_genome_entry(value: Any, path: str, ctx: _Ctx) -> GenomeEntry:
         value = {"path": value}
     if not isinstance(value, Mapping):
         ctx.add(
-            path, f"expected a genome file path or a mapping with path, label, replace_models; got {value!r}"
+            path,
+            f"expected a genome file path or a mapping with path, label, replace_models; got {shown(value)}",
         )
         raise _Invalid
     known = ("path", "label", "replace_models")
@@ -807,14 +811,15 @@ def _parse_genome_entry(value: Any, path: str, ctx: _Ctx) -> GenomeEntry:
         isinstance(k, str) and isinstance(v, str) for k, v in swaps.items()
     ):
         ctx.add(
-            _join(path, "replace_models"), f"expected a mapping of model name to model name, got {swaps!r}"
+            _join(path, "replace_models"),
+            f"expected a mapping of model name to model name, got {shown(swaps)}",
         )
         raise _Invalid
     label = value.get("label")
     if label is None:
         label = Path(str(resolved)).stem + "".join(f" [{a}->{b}]" for a, b in swaps.items())
     elif not isinstance(label, str):
-        ctx.add(_join(path, "label"), f"expected a string, got {label!r}")
+        ctx.add(_join(path, "label"), f"expected a string, got {shown(label)}")
         raise _Invalid
     return GenomeEntry(str(resolved), label, tuple(swaps.items()))
 
@@ -825,7 +830,7 @@ def _parse_genome_list(value: Any, path: str, ctx: _Ctx) -> tuple[GenomeEntry, .
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        ctx.add(path, f"expected a list of genome files, got {value!r}")
+        ctx.add(path, f"expected a list of genome files, got {shown(value)}")
         raise _Invalid
     out, failed = [], False
     for i, item in enumerate(value):
@@ -887,7 +892,7 @@ def _parse_genome_options(
     if value is None:
         value = {}
     if not isinstance(value, Mapping):
-        ctx.add(path, f"expected a mapping with fields {', '.join(_GENOME_KEYS)}, got {value!r}")
+        ctx.add(path, f"expected a mapping with fields {', '.join(_GENOME_KEYS)}, got {shown(value)}")
         raise _Invalid
     before = len(ctx.problems)
     for key in value:
@@ -915,7 +920,7 @@ def _parse_genome_options(
     if not isinstance(initial, list) or not initial or not all(isinstance(v, str) for v in initial):
         ctx.add(
             _join(path, "initial"),
-            f"expected minimal, a genome file, or a list of genome files; got {initial!r}",
+            f"expected minimal, a genome file, or a list of genome files; got {shown(initial)}",
         )
         initial = []
     resolved: list[str] = []
@@ -1023,7 +1028,7 @@ class Experiment:
             out.append(FieldProblem(path, message))
 
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
-            bad("name", f"letters, digits, '_', '.', '-' (it names the run folder), got {self.name!r}")
+            bad("name", f"letters, digits, '_', '.', '-' (it names the run folder), got {shown(self.name)}")
         if self.mode not in MODES:
             bad("mode", _not_one_of(self.mode, MODES))
         if self.feedback not in FEEDBACK_SOURCES:
@@ -1081,7 +1086,7 @@ class Experiment:
                     out.append(
                         FieldProblem(
                             f"{where}.replace_models.{old}",
-                            f"{new!r} is not a model of this experiment{_suggest(new, sorted(names))}; models: {', '.join(self.model_names)}",
+                            f"{shown(new)} is not a model of this experiment{_suggest(new, sorted(names))}; models: {', '.join(self.model_names)}",
                         )
                     )
             try:
@@ -1101,7 +1106,7 @@ class Experiment:
                     out.append(
                         FieldProblem(
                             where,
-                            f"{entry.path} uses model {model!r}, which is not in 'models' ({', '.join(self.model_names)}){hint}",
+                            f"{entry.path} uses model {shown(model)}, which is not in 'models' ({', '.join(self.model_names)}){hint}",
                         )
                     )
                     break
@@ -1129,7 +1134,7 @@ class Experiment:
                 )
         fmt = data.get("format", FORMAT)
         if fmt != FORMAT:
-            ctx.add("format", f"unsupported format {fmt!r}; this version reads {FORMAT}")
+            ctx.add("format", f"unsupported format {shown(fmt)}; this version reads {FORMAT}")
         kwargs: dict[str, Any] = {}
         name = data.get("name", Path(source).stem if source else None)
         if name is None:
@@ -1165,7 +1170,7 @@ class Experiment:
             if not isinstance(alternatives, Mapping):
                 ctx.add(
                     "model_alternatives",
-                    f"expected a mapping of set names (e.g. ollama) to model mappings, got {alternatives!r}",
+                    f"expected a mapping of set names (e.g. ollama) to model mappings, got {shown(alternatives)}",
                 )
             else:
                 parsed = []
@@ -1286,7 +1291,7 @@ class Experiment:
                 [
                     FieldProblem(
                         "model_alternatives",
-                        f"no model set {alternative!r}{_suggest(alternative, list(sets))}; sets: {known}",
+                        f"no model set {shown(alternative)}{_suggest(alternative, list(sets))}; sets: {known}",
                     )
                 ],
                 self.source,
@@ -1356,11 +1361,18 @@ class Experiment:
         """``subset.labels`` read as task id -> label (None without a file or with stratified off)."""
         if self.subset.labels is None or not self.subset.stratified:
             return None
-        text = Path(self.subset.labels).read_text(encoding="utf-8")
-        data = json.loads(text) if self.subset.labels.endswith(".json") else yaml.safe_load(text)
+        where = self.subset.labels
+        try:
+            text = read_text(where)
+            data = json.loads(text) if where.endswith(".json") else load_yaml(text)
+        except FileError as exc:
+            raise ExperimentError([FieldProblem("subset.labels", str(exc))], self.source) from None
+        except (ValueError, yaml.YAMLError) as exc:
+            problem = FieldProblem("subset.labels", f"{where}: not valid JSON or YAML: {exc}")
+            raise ExperimentError([problem], self.source) from None
         if not isinstance(data, Mapping):
             raise ExperimentError(
-                [FieldProblem("subset.labels", "the file must map task ids to labels")], self.source
+                [FieldProblem("subset.labels", f"{where}: the file must map task ids to labels")], self.source
             )
         return {str(k): str(v) for k, v in data.items()}
 
@@ -1415,11 +1427,11 @@ def load_experiment(
     directory). ``models``: the name of a ``model_alternatives`` set to use instead of ``models``."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ExperimentError(f"cannot read: {exc.strerror}", source) from None
+        text = read_text(path)
+    except FileError as exc:
+        raise ExperimentError(exc.reason, source) from None
     try:
-        data = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         raise ExperimentError(f"not valid YAML: {exc}", source) from None
     experiment = Experiment.from_dict(data, source=source, base_dir=base_dir)

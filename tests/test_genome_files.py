@@ -11,6 +11,7 @@ from test_genome_kit import BASELINES
 from neatpipe.genome import GenomeError, from_networkx, load_genome, read_genome, save_genome, to_networkx
 from neatpipe.genome.fileio import atomic_write_text, genome_from_yaml
 from neatpipe.genome.summary import summary
+from neatpipe.io import FileError
 
 POOL = ["qwen2.5-coder-1.5b", "qwen2.5-coder-3b", "qwen2.5-1.5b", "qwen2.5-3b", "llama3.2-1b", "llama3.2-3b"]
 FORMATS = ("yaml", "json", "graphml", "dot", "svg", "png")
@@ -179,7 +180,7 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path: Path) -> 
         Path(tmp).write_text("half")
         raise OSError("disk full")
 
-    with pytest.raises(OSError):
+    with pytest.raises(FileError, match="genome.yaml: cannot write: disk full"):
         atomic_write_with(target, failing)
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["genome.yaml"]

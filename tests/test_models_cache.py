@@ -25,7 +25,7 @@ from neatpipe.models import (
     load_backend,
     request_key,
 )
-from neatpipe.models.cache import canonical_request
+from neatpipe.models.cache import cache_choice, canonical_request
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -209,6 +209,26 @@ def test_load_backend_wraps_with_a_cache_path(tmp_path):
     backend = load_backend("openai:http://127.0.0.1:9#m", cache=tmp_path / "x.sqlite")
     assert isinstance(backend, CachedBackend) and backend.cache.path == tmp_path / "x.sqlite"
     assert not isinstance(load_backend("openai:http://127.0.0.1:9#m"), CachedBackend)
+
+
+@pytest.mark.parametrize("word", ["off", "none", "NONE", "false", "no", False, None])
+def test_a_no_cache_setting_builds_no_cache_and_no_file(word, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cache_choice(word) is None
+    assert not isinstance(load_backend("synthetic:coder-1.5b", cache=word), CachedBackend)
+    assert os.listdir(tmp_path) == []
+    assert cache_choice("./none") == "./none" and cache_choice("default") == "default"
+
+
+def test_a_garbage_cache_file_fails_when_the_backend_is_built_and_is_left_alone(tmp_path):
+    path = tmp_path / "x.sqlite"
+    path.write_bytes(b"\x00garbage" * 50)
+    before = path.read_bytes()
+    for mode in ("readwrite", "readonly", "refresh"):
+        with pytest.raises(CacheError, match="move it aside"):
+            load_backend("synthetic:coder-1.5b", cache=CompletionCache(path, mode=mode))
+    assert path.read_bytes() == before
+    assert load_backend("synthetic:coder-1.5b", cache=CompletionCache(path, mode="off")).cache.mode == "off"
 
 
 _WRITER = textwrap.dedent(

@@ -44,6 +44,7 @@ from neatpipe.analysis.iterations import (
     read_study_trajectories,
 )
 from neatpipe.analysis.stats import Summary, WelchResult, separation, summarize, welch_t_test
+from neatpipe.io import FileError, read_text
 
 __all__ = [
     "ConfigRuns",
@@ -151,12 +152,12 @@ class SeparationRow:
 def read_main_results(path: str | Path) -> list[ConfigRuns]:
     """Read ``main_results.json`` (``configs: [{name, pass_counts}]``, ``total_problems``)."""
     p = Path(path)
-    if not p.is_file():
-        raise TrajectoryFormatError(f"{p}: no such file")
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TrajectoryFormatError(f"{p}: not JSON; expected the study's main_results.json") from exc
+        data = json.loads(read_text(p))
+    except FileError as exc:
+        raise TrajectoryFormatError(str(exc)) from None
+    except json.JSONDecodeError:
+        raise TrajectoryFormatError(f"{p}: not JSON; expected the study's main_results.json") from None
     configs = data.get("configs") if isinstance(data, Mapping) else None
     if not isinstance(configs, list):
         raise TrajectoryFormatError(f"{p}: expected an object with 'configs': [{{name, pass_counts}}, ...]")
@@ -229,11 +230,11 @@ def read_study_aggregates(path: str | Path) -> dict[str, dict[str, Any]]:
     """The ``analyses`` section of the study's ``iteration_analysis.json`` as stored."""
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise TrajectoryFormatError(f"{p}: no such file") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TrajectoryFormatError(f"{p}: not JSON; expected the study's iteration_analysis.json") from exc
+        data = json.loads(read_text(p))
+    except FileError as exc:
+        raise TrajectoryFormatError(str(exc)) from None
+    except json.JSONDecodeError:
+        raise TrajectoryFormatError(f"{p}: not JSON; expected the study's iteration_analysis.json") from None
     if not isinstance(data, Mapping) or not isinstance(data.get("analyses"), Mapping):
         raise TrajectoryFormatError(f"{p}: expected an object with an 'analyses' section")
     return dict(data["analyses"])

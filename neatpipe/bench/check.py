@@ -15,7 +15,8 @@ from typing import Any
 
 from neatpipe.bench.assemble import assemble, reference_answer
 from neatpipe.bench.problem import ProblemSet
-from neatpipe.errors import NeatpipeError
+from neatpipe.errors import NeatpipeError, shown
+from neatpipe.io import FileError, read_text
 from neatpipe.sandbox.program import ExecResult
 
 
@@ -78,9 +79,9 @@ def read_samples(path: str | Path, problems: ProblemSet) -> list[tuple[str, str]
     known = set(problems.task_ids)
     samples: list[tuple[str, str]] = []
     try:
-        lines = p.read_text().splitlines()
-    except OSError as exc:
-        raise SamplesFileError(f"cannot read samples file {p}: {exc}") from exc
+        lines = read_text(p).splitlines()
+    except FileError as exc:
+        raise SamplesFileError(f"samples file {exc}") from None
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -97,9 +98,11 @@ def read_samples(path: str | Path, problems: ProblemSet) -> list[tuple[str, str]
             task_id = f"Mbpp/{task_id}"  # MBPP files often give the bare number
         if task_id not in known:
             raise SamplesFileError(
-                f"{p}, line {n}: unknown task_id {record['task_id']!r} for {problems.benchmark}"
+                f"{p}, line {n}: unknown task_id {shown(record['task_id'])} for {problems.benchmark}"
             )
         samples.append((task_id, record["completion"]))
+    if not samples:
+        raise SamplesFileError(f"samples file {p}: no samples (expected one JSON object per line)")
     return samples
 
 

@@ -6,6 +6,7 @@ import ast
 import gzip
 import hashlib
 import json
+import zlib
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 from neatpipe.bench.examples import docstring_tests
 from neatpipe.bench.problem import Problem, ProblemSet
 from neatpipe.errors import NeatpipeError
+from neatpipe.io import FileError, decode_text, read_bytes
 
 HUMANEVAL_SHA256 = "b796127e635a67f93fb35c04f4cb03cf06f38c8072ee7cee8833d7bee06979ef"
 
@@ -32,6 +34,9 @@ WRONG_DOCSTRING_EXAMPLES: dict[str, tuple[str, ...]] = {
     # ("Venus") is a string; the function returns the tuple ("Venus",)
     "HumanEval/148": ('assert bf("Earth", "Mercury") == ("Venus")',),
 }
+
+
+_FIELDS = ("task_id", "prompt", "entry_point", "canonical_solution", "test")
 
 
 class BenchmarkDataError(NeatpipeError, ValueError):
@@ -97,26 +102,42 @@ def humaneval_path() -> Path:
 def _load(path: str) -> tuple[Problem, ...]:
     p = Path(path)
     try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise BenchmarkDataError(f"cannot read HumanEval file {p}: {exc}") from exc
+        raw = read_bytes(p)
+    except FileError as exc:
+        raise BenchmarkDataError(f"HumanEval file {exc}") from None
     try:
-        text = gzip.decompress(raw).decode() if raw[:2] == b"\x1f\x8b" else raw.decode()
-        records = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except (OSError, ValueError) as exc:
-        raise BenchmarkDataError(f"{p} is not HumanEval JSON lines: {exc}") from exc
-    for i, r in enumerate(records, 1):
-        missing = {"task_id", "prompt", "entry_point", "canonical_solution", "test"} - set(r)
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise BenchmarkDataError(f"{p}: a damaged gzip file ({exc or type(exc).__name__})") from None
+    try:
+        text = decode_text(raw, p)
+    except FileError as exc:
+        raise BenchmarkDataError(f"HumanEval file {exc}") from None
+    records = []
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append((i, json.loads(line)))
+        except ValueError as exc:
+            raise BenchmarkDataError(f"{p}, line {i}: not HumanEval JSON lines ({exc})") from None
+    for i, r in records:
+        if not isinstance(r, dict):
+            raise BenchmarkDataError(f"{p}, line {i}: expected a JSON object, got {type(r).__name__}")
+        missing = sorted(f for f in _FIELDS if not isinstance(r.get(f), str))
         if missing:
-            raise BenchmarkDataError(f"{p}, line {i}: missing field(s) {', '.join(sorted(missing))}")
-    return tuple(_problem(r) for r in records)
+            raise BenchmarkDataError(f"{p}, line {i}: missing or non-text field(s) {', '.join(missing)}")
+    if not records:
+        raise BenchmarkDataError(f"{p}: no problems (expected HumanEval JSON lines)")
+    return tuple(_problem(r) for _, r in records)
 
 
 def load_humaneval(path: str | Path | None = None) -> ProblemSet:
     """The 164 HumanEval problems (from the package, or from ``path`` for a variant of the file)."""
     p = Path(path) if path is not None else humaneval_path()
     problems = _load(str(p.resolve()))
-    sha = hashlib.sha256(p.read_bytes()).hexdigest()
+    sha = hashlib.sha256(read_bytes(p)).hexdigest()
     covered = sum(1 for q in problems if q.visible_tests)
     return ProblemSet(
         "humaneval",

@@ -12,7 +12,6 @@ import ast
 import hashlib
 import json
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from neatpipe.bench.humaneval import BenchmarkDataError
 from neatpipe.bench.problem import Problem, ProblemSet
+from neatpipe.io import FileError, atomic_write_bytes, read_bytes, read_text
 
 MBPP_FILENAME = "sanitized-mbpp.json"
 MBPP_URL = "https://raw.githubusercontent.com/google-research/google-research/master/mbpp/sanitized-mbpp.json"
@@ -51,7 +51,10 @@ def _check_records(records: object, source: str) -> list[dict]:
         if not isinstance(r, dict) or _FIELDS - set(r):
             missing = sorted(_FIELDS - set(r)) if isinstance(r, dict) else ["(not an object)"]
             raise BenchmarkDataError(f"{source}: problem #{i} lacks field(s) {', '.join(missing)}")
-    ids = sorted(r["task_id"] for r in records)
+    try:
+        ids = sorted(r["task_id"] for r in records)
+    except TypeError:
+        raise BenchmarkDataError(f"{source}: not the sanitized MBPP file (task ids of mixed types)") from None
     digest = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()
     if len(records) != MBPP_SIZE or digest != MBPP_TASK_IDS_SHA256:
         raise BenchmarkDataError(
@@ -63,11 +66,11 @@ def _check_records(records: object, source: str) -> list[dict]:
 
 def _read(path: Path) -> list[dict]:
     try:
-        return _check_records(json.loads(path.read_text()), str(path))
-    except OSError as exc:
-        raise BenchmarkDataError(f"cannot read MBPP file {path}: {exc}") from exc
+        return _check_records(json.loads(read_text(path)), str(path))
+    except FileError as exc:
+        raise BenchmarkDataError(f"MBPP file {exc}") from None
     except json.JSONDecodeError as exc:
-        raise BenchmarkDataError(f"{path}: not valid JSON ({exc})") from exc
+        raise BenchmarkDataError(f"{path}: not valid JSON ({exc})") from None
 
 
 def _download(dest: Path, timeout_s: float = 30.0) -> None:
@@ -76,14 +79,7 @@ def _download(dest: Path, timeout_s: float = 30.0) -> None:
         raw = response.read()
     _check_records(json.loads(raw), MBPP_URL)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".mbpp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(dest, raw)
 
 
 def resolve_mbpp_path(path: str | Path | None = None, download: bool = True) -> Path:
@@ -105,7 +101,7 @@ def resolve_mbpp_path(path: str | Path | None = None, download: bool = True) -> 
         try:
             _download(cached)
             return cached
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except (urllib.error.URLError, OSError, ValueError, FileError) as exc:
             reason = f"download failed ({exc})"
     else:
         reason = "downloading is turned off"
@@ -196,7 +192,7 @@ def load_mbpp(
     problems = _load(str(p.resolve()), visible)
     if split != "all":
         problems = tuple(q for q in problems if q.meta["split"] == split)
-    sha = hashlib.sha256(p.read_bytes()).hexdigest()
+    sha = hashlib.sha256(read_bytes(p)).hexdigest()
     return ProblemSet(
         "mbpp",
         problems,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from neatpipe.errors import shown
 from neatpipe.evolve.runlog import (
     EXPERIMENT_FILE,
     SUMMARY_FILE,
@@ -142,12 +143,48 @@ def _trajectory_tables(run_dir: Path) -> str:
     return trajectory_tables_markdown(path)
 
 
+def _read_summary(run_dir: Path) -> dict[str, Any]:
+    """``summary.json`` (empty while a run is going), checked to be an object with an object ``champion``."""
+    path = run_dir / SUMMARY_FILE
+    if not path.exists():
+        return {}
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    if data.get("champion") is not None and not isinstance(data["champion"], dict):
+        raise RunDirError(f"{path}: field 'champion' must be an object")
+    return data
+
+
+#: Fields of a ``validation.json`` entry that hold numbers (``mean`` always, the others when present).
+_VALIDATION_NUMBERS = ("mean", "sd", "search_fitness", "search_pass_rate", "inflation")
+
+
+def _read_validation(run_dir: Path) -> list[dict[str, Any]]:
+    """``validation.json`` (empty when absent), checked to be a list of objects whose numbers are
+    numbers, so that a damaged file is a one-line error naming the entry and field."""
+    path = run_dir / VALIDATION_FILE
+    if not path.exists():
+        return []
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise RunDirError(f"{path}: expected a JSON list (one object per validated genome)")
+    for i, entry in enumerate(data):
+        if not isinstance(entry, dict):
+            raise RunDirError(f"{path}: entry {i} must be an object, got {type(entry).__name__}")
+        for name in _VALIDATION_NUMBERS:
+            value = entry.get(name)
+            if (value is not None or name == "mean") and (
+                not isinstance(value, int | float) or isinstance(value, bool)
+            ):
+                raise RunDirError(f"{path}: entry {i} field '{name}' must be a number, got {shown(value)}")
+    return data
+
+
 def build_markdown(run_dir: Path) -> tuple[str, list[Path]]:
     history = read_history(run_dir)
-    summary: dict[str, Any] = read_json(run_dir / SUMMARY_FILE) if (run_dir / SUMMARY_FILE).exists() else {}
-    validation: list[dict[str, Any]] = (
-        read_json(run_dir / VALIDATION_FILE) if (run_dir / VALIDATION_FILE).exists() else []
-    )
+    summary = _read_summary(run_dir)
+    validation = _read_validation(run_dir)
     if not history:
         raise RunDirError(f"{run_dir}: no evaluated generation yet (generations.jsonl is empty or missing)")
     plots = _plots(run_dir, history, validation)
@@ -214,7 +251,7 @@ def build_markdown(run_dir: Path) -> tuple[str, list[Path]]:
         ]
         for v in validation:
             lines.append(
-                f"| {v.get('label', v.get('hash', ''))} | {_fmt(v['search_fitness'])} | "
+                f"| {v.get('label', v.get('hash', ''))} | {_fmt(v.get('search_fitness'))} | "
                 f"{_fmt(v.get('search_pass_rate'))} | {v['mean']:.3f} ± {v.get('sd', 0.0):.3f} | "
                 f"{v.get('repeats', '')} | {v.get('problems', '')} | {_fmt(v.get('inflation'))} |"
             )
@@ -289,8 +326,10 @@ def build_designs_markdown(run_dir: Path) -> str:
     from neatpipe.evolve.compare import compare_runs, render_comparison
     from neatpipe.evolve.designs import EVALUATION_FILE, TRAJECTORIES_FILE
 
-    summary = read_json(run_dir / SUMMARY_FILE) if (run_dir / SUMMARY_FILE).exists() else {}
+    summary = _read_summary(run_dir)
     data = read_json(run_dir / EVALUATION_FILE)
+    if not isinstance(data, dict):
+        raise RunDirError(f"{run_dir / EVALUATION_FILE}: expected a JSON object, got {type(data).__name__}")
     lines = [f"# Fixed designs: {summary.get('experiment', run_dir.name)}", ""]
     if summary.get("synthetic"):
         lines += ["**SYNTHETIC**: the models were the synthetic coder; the numbers measure the pipelines'", "machinery, not a language model.", ""]  # fmt: skip

@@ -29,12 +29,12 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from neatpipe.errors import NeatpipeError
-from neatpipe.genome.fileio import atomic_write_text, atomic_write_with
+from neatpipe.errors import NeatpipeError, shown
+from neatpipe.io import FileError, atomic_write_text, atomic_write_with, read_text
 
 EXPERIMENT_FILE = "experiment.yaml"
 NEAT_CONFIG_FILE = "neat-config.ini"
@@ -94,8 +94,19 @@ class GenerationLog:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerationLog:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """The record in ``data`` (unknown keys ignored); ``ValueError`` names a missing field or a
+        number field that holds something else."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        for f in fields(cls):
+            if f.name not in data:
+                if f.default is MISSING and f.default_factory is MISSING:
+                    raise ValueError(f"field '{f.name}' is missing")
+                continue
+            value = data[f.name]
+            if f.type in ("int", "float") and (not isinstance(value, int | float) or isinstance(value, bool)):
+                raise ValueError(f"field '{f.name}' must be a number, got {shown(value)}")
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 def append_line(path: Path, record: dict[str, Any]) -> None:
@@ -125,7 +136,10 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     out = []
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    try:
+        lines = read_text(path).splitlines(keepends=True)
+    except FileError as exc:
+        raise RunDirError(str(exc)) from None
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -146,8 +160,12 @@ def read_history(run_dir: str | os.PathLike[str]) -> list[GenerationLog]:
     """The generation records of a run, in order, one per generation (a repeated generation, from a
     run resumed after a crash between its log line and its checkpoint, keeps its last line)."""
     by_gen: dict[int, GenerationLog] = {}
-    for data in read_jsonl(Path(run_dir) / GENERATIONS_FILE):
-        record = GenerationLog.from_dict(data)
+    path = Path(run_dir) / GENERATIONS_FILE
+    for n, data in enumerate(read_jsonl(path), 1):
+        try:
+            record = GenerationLog.from_dict(data)
+        except ValueError as exc:
+            raise RunDirError(f"{path}, record {n}: {exc}") from None
         by_gen[record.generation] = record
     return [by_gen[g] for g in sorted(by_gen)]
 
@@ -157,10 +175,12 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
+    if not path.exists():
+        raise RunDirError(f"{path}: missing")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunDirError(f"{path}: missing") from None
+        return json.loads(read_text(path))
+    except FileError as exc:
+        raise RunDirError(str(exc)) from None
     except json.JSONDecodeError as exc:
         raise RunDirError(f"{path}: not JSON ({exc.msg})") from None
 

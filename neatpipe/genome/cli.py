@@ -102,12 +102,12 @@ def _export(args: argparse.Namespace) -> int:
     from neatpipe.cli import CLIError
     from neatpipe.genome.fileio import format_for, save_genome
 
-    loaded = _read(args.file, None)
     try:
         fmt = args.format or format_for(args.output)
-        path = save_genome(loaded.genome, args.output, fmt, loaded.names)
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:
         raise CLIError(f"{args.output}: {exc}") from None
+    loaded = _read(args.file, None)
+    path = save_genome(loaded.genome, args.output, fmt, loaded.names)
     print(f"wrote {path} ({fmt})")
     return 0
 
@@ -115,16 +115,17 @@ def _export(args: argparse.Namespace) -> int:
 def _import_paper(args: argparse.Namespace) -> int:
     from neatpipe.cli import CLIError
     from neatpipe.genome.errors import GenomeError
-    from neatpipe.genome.fileio import save_genome
+    from neatpipe.genome.fileio import format_for, save_genome
     from neatpipe.genome.paper import import_paper
 
     try:
+        fmt = format_for(args.output)  # a wrong extension fails before the import
         result = import_paper(args.file, _pool(args.models), feedback=args.feedback)
-        path = save_genome(result.loaded.genome, args.output, None, result.loaded.names)
     except GenomeError as exc:
         raise CLIError(str(exc)) from None
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:
         raise CLIError(f"{args.output}: {exc}") from None
+    path = save_genome(result.loaded.genome, args.output, fmt, result.loaded.names)
     for tag, name in result.models.items():
         print(f"model {tag} -> {name}", file=sys.stderr)
     for m in result.prompts:

@@ -3,7 +3,8 @@
 Every format goes through one plain-data form (``genome_to_data`` / ``genome_from_data``), so
 there is one parser and one set of error messages: an error names the file and the node, edge or
 field that is wrong. Writes are atomic: the text goes to a temporary file in the target's folder,
-which then replaces the target, so a crash never leaves a half-written file under the real name.
+which then replaces the target, so a crash never leaves a half-written file under the real name
+(:mod:`neatpipe.io`, whose writers and strict YAML loader this module re-exports).
 
 The format is documented in ``docs/genome-format.md``.
 """
@@ -13,14 +14,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from neatpipe.errors import shown
 from neatpipe.genome.errors import GenomeError, Problem
 from neatpipe.genome.genes import (
     ATTRIBUTE_FIELDS,
@@ -35,6 +36,15 @@ from neatpipe.genome.genes import (
 from neatpipe.genome.genome import PipelineGenome
 from neatpipe.genome.settings import GenomeSettings
 from neatpipe.genome.structure import Rules, default_name, find_problems, topological_order
+from neatpipe.io import (  # noqa: F401 - the atomic writes and the YAML loader are used from here too
+    FileError,
+    StrictLoader,
+    atomic_write_bytes,
+    atomic_write_text,
+    atomic_write_with,
+    load_yaml,
+    read_text,
+)
 from neatpipe.runtime.prompts import prompt_pool
 
 FORMAT = "neatpipe-genome/1"
@@ -51,36 +61,6 @@ class LoadedGenome:
     genome: PipelineGenome
     names: Mapping[int, str]
     source: str
-
-
-# -- atomic writes ------------------------------------------------------------------------------
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Writes ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    atomic_write_with(path, lambda tmp: Path(tmp).write_bytes(data))
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_with(path: str | os.PathLike[str], write: Callable[[str], Any]) -> None:
-    """Calls ``write(tmp_path)`` and moves the result onto ``path``; the temporary file is removed
-    if ``write`` fails, and ``path`` is left as it was."""
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    os.close(handle)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # -- plain data ---------------------------------------------------------------------------------
@@ -144,7 +124,7 @@ def genome_from_data(
     fmt = data.get("format", FORMAT)
     if fmt != FORMAT:
         problems.append(
-            Problem("field 'format'", f"unsupported format {fmt!r} (this version reads {FORMAT})")
+            Problem("field 'format'", f"unsupported format {shown(fmt)} (this version reads {FORMAT})")
         )
     raw_nodes = data.get("nodes")
     raw_edges = data.get("edges")
@@ -164,7 +144,7 @@ def genome_from_data(
             key = entry["key"]
             if not isinstance(key, int) or isinstance(key, bool) or key < 1:
                 problems.append(
-                    Problem(f"node '{node_id}' field 'key'", f"must be a positive integer, not {key!r}")
+                    Problem(f"node '{node_id}' field 'key'", f"must be a positive integer, not {shown(key)}")
                 )
             elif key in explicit.values():
                 other = next(n for n, k in explicit.items() if k == key)
@@ -219,11 +199,11 @@ def genome_from_data(
 
     genome_key = data.get("key")
     if genome_key is not None and (not isinstance(genome_key, int) or isinstance(genome_key, bool)):
-        problems.append(Problem("field 'key'", f"a genome key must be an integer, not {genome_key!r}"))
+        problems.append(Problem("field 'key'", f"a genome key must be an integer, not {shown(genome_key)}"))
         genome_key = None
     fitness = data.get("fitness")
     if fitness is not None and (not isinstance(fitness, (int, float)) or isinstance(fitness, bool)):
-        problems.append(Problem("field 'fitness'", f"must be a number, not {fitness!r}"))
+        problems.append(Problem("field 'fitness'", f"must be a number, not {shown(fitness)}"))
         fitness = None
     description = data.get("description") or ""
     if not isinstance(description, str):
@@ -257,7 +237,7 @@ def _parse_node(node_id: str, key: int, entry: Any, problems: list[Problem]) -> 
         problems.append(
             Problem(
                 f"{where} field 'role'",
-                f"unknown role {role_name!r} (roles: {', '.join(r.value for r in Role)})"
+                f"unknown role {shown(role_name)} (roles: {', '.join(r.value for r in Role)})"
                 if role_name is not None
                 else "missing (roles: " + ", ".join(r.value for r in Role) + ")",
             )
@@ -298,7 +278,7 @@ def _parse_node(node_id: str, key: int, entry: Any, problems: list[Problem]) -> 
                 problems.append(
                     Problem(
                         f"{where} field 'prompt'",
-                        f"unknown {role.value} prompt {value!r} (known: {', '.join(names)})",
+                        f"unknown {role.value} prompt {shown(value)} (known: {', '.join(names)})",
                     )
                 )
                 ok = False
@@ -307,7 +287,9 @@ def _parse_node(node_id: str, key: int, entry: Any, problems: list[Problem]) -> 
         if name in ("temperature", "time_limit") and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if name in ("temperature", "time_limit") and isinstance(value, float) and not math.isfinite(value):
-            problems.append(Problem(f"{where} field '{name}'", f"must be a finite number, not {value!r}"))
+            problems.append(
+                Problem(f"{where} field '{name}'", f"must be a finite number, not {shown(value)}")
+            )
             ok = False
             continue
         values[name] = value
@@ -351,7 +333,7 @@ def _parse_edge(
         parts = [*item, None][:3]
     else:
         problems.append(
-            Problem(f"edges[{i}]", f"an edge is [from, to] or [from, to, innovation], not {item!r}")
+            Problem(f"edges[{i}]", f"an edge is [from, to] or [from, to, innovation], not {shown(item)}")
         )
         return None
     source, target, innovation = str(parts[0]), str(parts[1]), parts[2]
@@ -363,30 +345,12 @@ def _parse_edge(
     if innovation is not None and (
         not isinstance(innovation, int) or isinstance(innovation, bool) or innovation < 1
     ):
-        problems.append(Problem(where, f"innovation must be a positive integer, not {innovation!r}"))
+        problems.append(Problem(where, f"innovation must be a positive integer, not {shown(innovation)}"))
         return None
     return (ids[source], ids[target]), innovation, where
 
 
 # -- YAML and JSON ------------------------------------------------------------------------------
-
-
-class StrictLoader(yaml.SafeLoader):
-    """A YAML loader that rejects duplicate keys (plain YAML keeps the last one silently, which
-    would merge two nodes that share an id)."""
-
-
-def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -422,7 +386,7 @@ def genome_from_yaml(
     text: str, source: str = "<yaml>", models: Sequence[str] | None = None, rules: Rules | None = None
 ) -> LoadedGenome:
     try:
-        data = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         raise GenomeError(f"not valid YAML: {exc}", source) from None
     return genome_from_data(data, source, models, rules)
@@ -547,9 +511,9 @@ def read_genome(
             str(p),
         )
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise GenomeError(f"cannot read: {exc.strerror}", str(p)) from None
+        text = read_text(p)
+    except FileError as exc:
+        raise GenomeError(exc.reason, str(p)) from None
     reader = {"yaml": genome_from_yaml, "json": genome_from_json, "graphml": genome_from_graphml}[fmt]
     return reader(text, str(p), models, rules)
 
@@ -579,7 +543,7 @@ def save_genome(
     dot, or an svg/png picture drawn with matplotlib (no Graphviz needed)."""
     fmt = fmt or format_for(path)
     if fmt not in WRITE_FORMATS:
-        raise ValueError(f"unknown format {fmt!r} (formats: {', '.join(WRITE_FORMATS)})")
+        raise ValueError(f"unknown format {shown(fmt)} (formats: {', '.join(WRITE_FORMATS)})")
     target = Path(path)
     if fmt in ("svg", "png"):
         from neatpipe.genome.render import render_image

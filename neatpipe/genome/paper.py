@@ -26,10 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from neatpipe.errors import shown
 from neatpipe.genome.errors import GenomeError, Problem
 from neatpipe.genome.fileio import FORMAT, LoadedGenome, genome_from_data
 from neatpipe.genome.genes import Role
 from neatpipe.genome.settings import GenomeSettings
+from neatpipe.io import FileError, read_text
 from neatpipe.runtime.prompts import prompt_pool
 
 _STOPWORDS = frozenset(
@@ -95,9 +97,9 @@ def import_paper(
     else:
         where = str(source)
         try:
-            data = json.loads(Path(source).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise GenomeError(f"cannot read: {exc.strerror}", where) from None
+            data = json.loads(read_text(source))
+        except FileError as exc:
+            raise GenomeError(exc.reason, where) from None
         except ValueError as exc:
             raise GenomeError(f"not valid JSON: {exc}", where) from None
     if not isinstance(data, Mapping):
@@ -128,20 +130,35 @@ def import_paper(
                 [
                     Problem(
                         f"field '{field_path}.model'",
-                        f"Ollama tag {tag!r} maps to {name!r}, "
+                        f"Ollama tag {shown(tag)} maps to {shown(name)}, "
                         f"which is not in the model pool ({', '.join(models)})",
                     )
                 ],
                 where,
             )
         model_map[tag] = name
-        match = closest_prompt(role, str(part.get("system_prompt") or ""))
+        temperature = part.get("temperature", _DEFAULTS.temperature_init)
+        if (
+            not isinstance(temperature, int | float)
+            or isinstance(temperature, bool)
+            or not math.isfinite(temperature)
+        ):
+            raise GenomeError(
+                [Problem(f"field '{field_path}.temperature'", f"must be a number, not {shown(temperature)}")],
+                where,
+            )
+        prompt = part.get("system_prompt")
+        if prompt is not None and not isinstance(prompt, str):
+            raise GenomeError(
+                [Problem(f"field '{field_path}.system_prompt'", f"must be text, not {shown(prompt)}")], where
+            )
+        match = closest_prompt(role, prompt or "")
         matches.append(match)
         node = {
             "role": role,
             "model": name,
             "prompt": match.variant,
-            "temperature": float(part.get("temperature", _DEFAULTS.temperature_init)),
+            "temperature": float(temperature),
             "max_tokens": _DEFAULTS.max_tokens(Role(role)),
         }
         return node
@@ -158,7 +175,8 @@ def import_paper(
             raise GenomeError(
                 [
                     Problem(
-                        f"field '{path}.max_iterations'", f"must be a positive integer, not {iterations!r}"
+                        f"field '{path}.max_iterations'",
+                        f"must be a positive integer, not {shown(iterations)}",
                     )
                 ],
                 where,

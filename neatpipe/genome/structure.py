@@ -29,6 +29,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from neatpipe.errors import shown
 from neatpipe.genome.errors import GenomeError, Problem
 from neatpipe.genome.genes import (
     ATTRIBUTE_FIELDS,
@@ -329,38 +330,38 @@ def attribute_problems(gene: NodeGene, rules: Rules, where: str) -> list[Problem
             if not isinstance(value, str) or not value.strip():
                 bad(f, "must be a model pool name")
             elif rules.models is not None and value not in rules.models:
-                bad(f, f"unknown model {value!r} (pool: {', '.join(rules.models)})")
+                bad(f, f"unknown model {shown(value)} (pool: {', '.join(rules.models)})")
         elif f == "prompt":
             size = rules.prompt_sizes.get(gene.role.value, 0)
             if not _is_int(value) or not 0 <= value < size:
-                bad(f, f"prompt index {value!r} is outside the {gene.role.value} pool (0..{size - 1})")
+                bad(f, f"prompt index {shown(value)} is outside the {gene.role.value} pool (0..{size - 1})")
         elif f == "temperature":
             if not _is_number(value) or not rules.temperature_min <= value <= rules.temperature_max:
                 bad(
                     f,
-                    f"bad temperature {value!r}: must lie in [{rules.temperature_min}, {rules.temperature_max}]",
+                    f"bad temperature {shown(value)}: must lie in [{rules.temperature_min}, {rules.temperature_max}]",
                 )
         elif f == "max_tokens":
             if not _is_int(value) or value < 1:
-                bad(f, f"token budget {value!r} must be a positive integer")
+                bad(f, f"token budget {shown(value)} must be a positive integer")
         elif f == "iterations":
             if not _is_int(value) or not rules.iterations_min <= value <= rules.iterations_max:
                 bad(
                     f,
-                    f"iterations {value!r} must be an integer in [{rules.iterations_min}, {rules.iterations_max}]",
+                    f"iterations {shown(value)} must be an integer in [{rules.iterations_min}, {rules.iterations_max}]",
                 )
         elif f == "early_stop":
             if not isinstance(value, bool):
-                bad(f, f"must be true or false, not {value!r}")
+                bad(f, f"must be true or false, not {shown(value)}")
         elif f == "feedback":
             if value not in FEEDBACK_CHOICES:
-                bad(f, f"{value!r} is not one of {', '.join(FEEDBACK_CHOICES)}")
+                bad(f, f"{shown(value)} is not one of {', '.join(FEEDBACK_CHOICES)}")
         elif f == "time_limit":
             if not _is_number(value) or value <= 0:
-                bad(f, f"time limit {value!r} must be a positive number of seconds")
+                bad(f, f"time limit {shown(value)} must be a positive number of seconds")
         elif f == "strategy":
             if value not in SELECTOR_STRATEGIES:
-                bad(f, f"{value!r} is not one of {', '.join(SELECTOR_STRATEGIES)}")
+                bad(f, f"{shown(value)} is not one of {', '.join(SELECTOR_STRATEGIES)}")
     return out
 
 

@@ -29,6 +29,14 @@ from neatpipe.models.types import ChatRequest, Completion
 
 CacheMode = Literal["readwrite", "readonly", "refresh", "off"]
 CACHE_MODES: tuple[str, ...] = ("readwrite", "readonly", "refresh", "off")
+#: Settings that mean "no completion cache" wherever a cache file is named (``--cache``, ``cache:``).
+NO_CACHE = ("off", "none", "false", "no")
+#: Settings that mean "the default cache file".
+DEFAULT_CACHE = ("default", "true", "yes", "on")
+_RECOVERY = (
+    "it is damaged or not a completion cache; move it aside (or delete it) to start an empty cache, "
+    "or name another cache file"
+)
 KEY_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS completions (
@@ -66,6 +74,29 @@ def default_cache_path() -> Path:
     root = os.environ.get("NEATPIPE_CACHE_DIR")
     base = Path(root).expanduser() if root else Path.home() / ".cache" / "neatpipe"
     return base / "completions.sqlite"
+
+
+def cache_choice(value: object) -> str | None:
+    """What a cache setting means: ``"default"`` (the default file), None (no cache) or a file path.
+
+    ``off``, ``none``, ``false``, ``no`` (any case) and YAML's false and null mean no cache, so that
+    ``--cache none`` never creates a file named ``none``; write ``./none`` for a file of that name.
+    """
+    if value is True:
+        return "default"
+    if value is False or value is None:
+        return None
+    if isinstance(value, str | os.PathLike):
+        text = os.fspath(value).strip()
+        if text.lower() in NO_CACHE:
+            return None
+        if text.lower() in DEFAULT_CACHE:
+            return "default"
+        if text:
+            return text
+    raise CacheError(
+        f"a cache setting is default, off (or none), or a file path; got {type(value).__name__} {value!r:.80}"
+    )
 
 
 def canonical_request(kind: str, identity: str, request: ChatRequest) -> dict[str, Any]:
@@ -199,14 +230,39 @@ class CompletionCache:
                 str(self.path), timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
             )
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+            # Read the schema before changing anything: a file that is not SQLite fails here, and
+            # another program's database is refused instead of getting the cache's tables added.
+            tables = self._retry(
+                lambda: {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            )
+            if tables and "completions" not in tables:
+                conn.close()
+                raise CacheError(
+                    f"completion cache {self.path}: this SQLite file is another program's database "
+                    f"(tables: {', '.join(sorted(tables)[:5])}); name another cache file"
+                )
             self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
             conn.execute("PRAGMA synchronous = NORMAL")
             if self.mode != "readonly":
                 self._retry(lambda: conn.executescript(_SCHEMA))
         except (sqlite3.Error, OSError) as exc:
-            raise CacheError(f"cannot open the completion cache {self.path}: {exc}") from exc
+            raise self._failure("cannot open it", exc) from None
         self._conn, self._pid = conn, os.getpid()
         return conn
+
+    def _failure(self, doing: str, exc: sqlite3.Error | OSError) -> CacheError:
+        """The error for a failed SQLite call, with what to do when the file itself is damaged."""
+        damaged = isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+        advice = f": {_RECOVERY}" if damaged else ""
+        return CacheError(f"completion cache {self.path}: {doing} ({exc}){advice}")
+
+    def check(self) -> None:
+        """Opens the file now (when this mode uses one and it exists or will be created) and reads its
+        schema, so that a damaged or foreign file is a :class:`CacheError` before any work starts rather
+        than in the middle of it. A file that is not a cache is left exactly as it was."""
+        if self.mode != "off":
+            with self._lock:
+                self._connect(create=self.writes)
 
     def _retry(self, fn: Callable[[], T]) -> T:
         """Run ``fn``, retrying with backoff while another process holds the lock."""
@@ -240,7 +296,7 @@ class CompletionCache:
             try:
                 return self._retry(txn)
             except sqlite3.Error as exc:
-                raise CacheError(f"completion cache {self.path}: write failed: {exc}") from exc
+                raise self._failure("write failed", exc) from None
 
     def close(self) -> None:
         with self._lock:
@@ -280,9 +336,9 @@ class CompletionCache:
                     rows.extend(self._retry(lambda sql=sql, chunk=chunk: conn.execute(sql, chunk).fetchall()))
             except sqlite3.OperationalError as exc:
                 if "no such table" not in str(exc):  # a file no writer has initialised yet: all misses
-                    raise CacheError(f"completion cache {self.path}: lookup failed: {exc}") from exc
+                    raise self._failure("lookup failed", exc) from None
             except sqlite3.Error as exc:
-                raise CacheError(f"completion cache {self.path}: lookup failed: {exc}") from exc
+                raise self._failure("lookup failed", exc) from None
         return {key: Completion(text, pt, ct, fr, 0.0, cached=True) for key, text, pt, ct, fr, _lat in rows}
 
     def stored_latency(self, keys: Sequence[str]) -> float:
@@ -294,11 +350,14 @@ class CompletionCache:
             if conn is None:
                 return 0.0
             total = 0.0
-            for start in range(0, len(keys), 500):
-                chunk = list(keys[start : start + 500])
-                marks = ",".join("?" * len(chunk))
-                sql = f"SELECT COALESCE(SUM(latency_s), 0) FROM completions WHERE key IN ({marks})"
-                total += self._retry(lambda sql=sql, chunk=chunk: conn.execute(sql, chunk).fetchone()[0])
+            try:
+                for start in range(0, len(keys), 500):
+                    chunk = list(keys[start : start + 500])
+                    marks = ",".join("?" * len(chunk))
+                    sql = f"SELECT COALESCE(SUM(latency_s), 0) FROM completions WHERE key IN ({marks})"
+                    total += self._retry(lambda sql=sql, chunk=chunk: conn.execute(sql, chunk).fetchone()[0])
+            except sqlite3.Error as exc:
+                raise self._failure("lookup failed", exc) from None
             return float(total)
 
     def commit(
@@ -381,7 +440,9 @@ class CompletionCache:
                         per_model.setdefault(model, [0, 0, 0, 0, 0, 0.0])[1:] = counts
                 except sqlite3.OperationalError as exc:
                     if "no such table" not in str(exc):
-                        raise CacheError(f"completion cache {self.path}: {exc}") from exc
+                        raise self._failure("reading the counters failed", exc) from None
+                except sqlite3.Error as exc:
+                    raise self._failure("reading the counters failed", exc) from None
         models = tuple(ModelCacheStats(m, *v) for m, v in sorted(per_model.items()))
         size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
         return CacheStats(
@@ -441,15 +502,19 @@ class CompletionCache:
 
 
 def open_cache(value: CompletionCache | str | os.PathLike[str] | bool | None) -> CompletionCache | None:
-    """``load_backend``'s ``cache`` argument as a cache: None/False none, True the default file, a path."""
-    if value is None or value is False:
-        return None
-    if value is True:
-        return CompletionCache()
+    """``load_backend``'s ``cache`` argument as a cache: None/False none, True the default file, a path
+    (``"off"`` or ``"none"`` for none, see :func:`cache_choice`). The file is opened and checked at once
+    (:meth:`CompletionCache.check`), so a damaged cache fails before any model is called."""
     if isinstance(value, CompletionCache):
+        value.check()
         return value
-    if isinstance(value, str | os.PathLike):
-        return CompletionCache(value)
+    if value is None or isinstance(value, bool | str | os.PathLike):
+        choice = cache_choice(value)
+        if choice is None:
+            return None
+        cache = CompletionCache(None if choice == "default" else choice)
+        cache.check()
+        return cache
     raise CacheError(f"cache must be a CompletionCache, a path, True or None, got {type(value).__name__}")
 
 

@@ -78,7 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _cache_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--cache", metavar="PATH", help="cache file (default: $NEATPIPE_CACHE_DIR or ~/.cache/neatpipe)"
+        "--cache",
+        metavar="PATH",
+        help="cache file (default: $NEATPIPE_CACHE_DIR or ~/.cache/neatpipe); off or none: no cache",
     )
     p.add_argument(
         "--cache-mode",
@@ -136,6 +138,7 @@ def _make_tiny(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     from neatpipe.models import ChatRequest, CompletionCache, ModelError, load_backend
+    from neatpipe.models.cache import cache_choice
 
     try:
         requests = [
@@ -150,7 +153,10 @@ def _generate(args: argparse.Namespace) -> int:
             )
             for text in args.prompt
         ]
-        cache = CompletionCache(args.cache, mode=args.cache_mode)
+        choice = cache_choice(True if args.cache is None else args.cache)
+        cache = CompletionCache(
+            None if choice in (None, "default") else choice, mode=args.cache_mode if choice else "off"
+        )
         with load_backend(_spec_with_options(args.spec, args.option), cache=cache) as backend:
             completions = backend.generate(requests)
             usage = backend.usage.total()

@@ -7,7 +7,7 @@ They all derive from :class:`ModelError`, so callers can catch one type at a run
 
 from __future__ import annotations
 
-from neatpipe.errors import NeatpipeError
+from neatpipe.errors import NeatpipeError, shown
 
 
 class ModelError(NeatpipeError):
@@ -21,7 +21,7 @@ class SpecError(ModelError, ValueError):
         self.spec = spec
         self.field = field
         self.problem = problem
-        super().__init__(f"model spec {spec!r}: {field}: {problem}")
+        super().__init__(f"model spec {shown(spec)}: {field}: {problem}")
 
 
 class RequestError(ModelError, ValueError):

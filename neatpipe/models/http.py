@@ -3,12 +3,18 @@
 Connection errors, dropped connections, timeouts and 5xx answers are retried with exponential backoff;
 other statuses are returned to the caller, which knows what a 404 means for its protocol. When the
 retries run out the error names the URL, what happened on the last attempt, and how to start the server.
+
+``timeout_s`` is a deadline for a whole answer (connecting, sending, the status line, the headers and
+the body), not for each read from the socket: a server that trickles its answer a byte at a time is cut
+off when the deadline passes, however often a byte arrives.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +43,35 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         return min(self.backoff_s * (2**attempt), self.max_backoff_s)
+
+
+class _Deadline:
+    """Shuts a connection's socket down when ``seconds`` have passed, which ends any read blocked on
+    it; ``expired`` then says that the deadline, not the server, ended the exchange."""
+
+    def __init__(self, conn: http.client.HTTPConnection, seconds: float) -> None:
+        self.conn = conn
+        self.expired = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sock = self.conn.sock
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
 
 
 @dataclass(frozen=True)
@@ -94,21 +129,27 @@ def request_json(
         if attempt:
             time.sleep(policy.delay(attempt - 1))
         conn = conn_cls(parts.hostname, parts.port, timeout=policy.timeout_s)
+        deadline = _Deadline(conn, policy.timeout_s)
         try:
-            conn.request(method, path, body=body, headers=send_headers)
-            resp = conn.getresponse()
-            data = resp.read()
+            with deadline:
+                conn.request(method, path, body=body, headers=send_headers)
+                resp = conn.getresponse()
+                data = resp.read()
+            if deadline.expired:  # the deadline struck after the last byte was read
+                raise TimeoutError("the whole answer took too long")
         except TimeoutError as exc:
-            kind, last = "timeout", f"no answer within {policy.timeout_s:g} s ({exc or 'timed out'})"
+            kind, last = "timeout", f"no complete answer within {policy.timeout_s:g} s ({exc or 'timed out'})"
             continue
-        except _DROPPED as exc:
-            kind, last = (
-                "dropped",
-                f"the connection was closed without a complete answer ({type(exc).__name__})",
-            )
-            continue
-        except OSError as exc:  # refused, unreachable host, DNS failure
-            kind, last = "unreachable", f"{type(exc).__name__}: {exc}"
+        except (*_DROPPED, OSError) as exc:
+            if deadline.expired:
+                kind, last = "timeout", f"no complete answer within {policy.timeout_s:g} s"
+            elif isinstance(exc, _DROPPED):
+                kind, last = (
+                    "dropped",
+                    f"the connection was closed without a complete answer ({type(exc).__name__})",
+                )
+            else:  # refused, unreachable host, DNS failure
+                kind, last = "unreachable", f"{type(exc).__name__}: {exc}"
             continue
         finally:
             conn.close()

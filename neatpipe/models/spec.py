@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from neatpipe.errors import shown
 from neatpipe.models.errors import SpecError
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -45,7 +46,7 @@ DEFAULT_OLLAMA_URL = "http://127.0.0.1:11434"
 
 def _str(spec: object, name: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise SpecError(spec, name, f"expected a non-empty string, got {value!r}")
+        raise SpecError(spec, name, f"expected a non-empty string, got {shown(value)}")
     return value
 
 
@@ -55,7 +56,7 @@ def _opt_str(spec: object, name: str, value: Any) -> str | None:
 
 def _pos_int(spec: object, name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(spec, name, f"expected an integer >= 1, got {value!r}")
+        raise SpecError(spec, name, f"expected an integer >= 1, got {shown(value)}")
     return value
 
 
@@ -65,19 +66,19 @@ def _opt_pos_int(spec: object, name: str, value: Any) -> int | None:
 
 def _nonneg_int(spec: object, name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise SpecError(spec, name, f"expected an integer >= 0, got {value!r}")
+        raise SpecError(spec, name, f"expected an integer >= 0, got {shown(value)}")
     return value
 
 
 def _pos_float(spec: object, name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise SpecError(spec, name, f"expected a number > 0, got {value!r}")
+        raise SpecError(spec, name, f"expected a number > 0, got {shown(value)}")
     return float(value)
 
 
 def _nonneg_float(spec: object, name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise SpecError(spec, name, f"expected a number >= 0, got {value!r}")
+        raise SpecError(spec, name, f"expected a number >= 0, got {shown(value)}")
     return float(value)
 
 
@@ -85,14 +86,14 @@ def _dtype(spec: object, name: str, value: Any) -> str:
     v = _DTYPE_ALIASES.get(value, value) if isinstance(value, str) else value
     if v not in DTYPES:
         raise SpecError(
-            spec, name, f"expected one of {', '.join(DTYPES)} (or bf16, fp16, fp32), got {value!r}"
+            spec, name, f"expected one of {', '.join(DTYPES)} (or bf16, fp16, fp32), got {shown(value)}"
         )
     return v
 
 
 def _device(spec: object, name: str, value: Any) -> str:
     if not isinstance(value, str) or not _DEVICE_RE.match(value):
-        raise SpecError(spec, name, f"expected auto, cpu, mps, cuda or cuda:N, got {value!r}")
+        raise SpecError(spec, name, f"expected auto, cpu, mps, cuda or cuda:N, got {shown(value)}")
     return value
 
 
@@ -100,22 +101,22 @@ def _batch_size(spec: object, name: str, value: Any) -> int | str:
     if value == "auto":
         return "auto"
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(spec, name, f"expected 'auto' or an integer >= 1, got {value!r}")
+        raise SpecError(spec, name, f"expected 'auto' or an integer >= 1, got {shown(value)}")
     return value
 
 
 def _url(spec: object, name: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise SpecError(spec, name, f"expected an http(s) URL, got {value!r}")
+        raise SpecError(spec, name, f"expected an http(s) URL, got {shown(value)}")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SpecError(spec, name, f"expected an http:// or https:// URL with a host, got {value!r}")
+        raise SpecError(spec, name, f"expected an http:// or https:// URL with a host, got {shown(value)}")
     try:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
-        raise SpecError(spec, name, f"bad port in {value!r}: {exc}") from None
+        raise SpecError(spec, name, f"bad port in {shown(value)}: {exc}") from None
     if parts.query or parts.fragment:
-        raise SpecError(spec, name, f"the URL must not have a query or fragment, got {value!r}")
+        raise SpecError(spec, name, f"the URL must not have a query or fragment, got {shown(value)}")
     return value.rstrip("/")
 
 
@@ -272,9 +273,11 @@ def _split_string(spec_text: str, original: object) -> tuple[str, dict[str, str]
         target = SPEC_TYPES[kind].target_field
         raise SpecError(original, target, f"nothing after '{kind}:', e.g. {example}")
     if kind == "ollama" and re.search(r"\s", rest):
-        raise SpecError(original, "tag", f"an Ollama tag has no spaces, got {rest!r}")
+        raise SpecError(original, "tag", f"an Ollama tag has no spaces, got {shown(rest)}")
     if kind == "synthetic" and not _PRESET_RE.match(rest):
-        raise SpecError(original, "preset", f"preset names use letters, digits, '_', '.', '-', got {rest!r}")
+        raise SpecError(
+            original, "preset", f"preset names use letters, digits, '_', '.', '-', got {shown(rest)}"
+        )
     return kind, {SPEC_TYPES[kind].target_field: rest}
 
 
@@ -290,18 +293,18 @@ def parse_spec(value: str | Mapping[str, Any] | ModelSpec) -> ModelSpec:
             raise SpecError(dict(value), "spec", "a mapping needs a 'spec' key holding e.g. 'hf:org/name'")
         text = value["spec"]
         if not isinstance(text, str):
-            raise SpecError(dict(value), "spec", f"expected a string, got {text!r}")
+            raise SpecError(dict(value), "spec", f"expected a string, got {shown(text)}")
         kind, given = _split_string(text, text)
         options = {k: v for k, v in value.items() if k != "spec"}
     else:
         raise SpecError(value, "spec", f"expected a string or a mapping, got {type(value).__name__}")
 
     cls = SPEC_TYPES[kind]
-    shown = value if isinstance(value, str) else dict(value)
+    original_spec = value if isinstance(value, str) else dict(value)
     if cls is SyntheticSpec:
         bad = [k for k in options if not isinstance(k, str)]
         if bad:
-            raise SpecError(shown, str(bad[0]), "option names must be strings")
+            raise SpecError(original_spec, str(bad[0]), "option names must be strings")
         return SyntheticSpec(preset=given["preset"], options=tuple(sorted(options.items())))
 
     allowed = option_names(kind)
@@ -309,14 +312,14 @@ def parse_spec(value: str | Mapping[str, Any] | ModelSpec) -> ModelSpec:
     for f in fields(cls):
         validate = f.metadata["validate"]
         if f.name in given:
-            kwargs[f.name] = validate(shown, f.name, given[f.name])
+            kwargs[f.name] = validate(original_spec, f.name, given[f.name])
         elif f.name in options:
-            kwargs[f.name] = validate(shown, f.name, options[f.name])
+            kwargs[f.name] = validate(original_spec, f.name, options[f.name])
     for name in options:
         if name not in allowed:
             hint = f"; it is part of the spec string for {kind}" if name in _string_fields(cls) else ""
             raise SpecError(
-                shown, str(name), f"unknown option for {kind}{hint}; options are {', '.join(allowed)}"
+                original_spec, str(name), f"unknown option for {kind}{hint}; options are {', '.join(allowed)}"
             )
     return cls(**kwargs)
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from neatpipe.errors import bounded, shown
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -44,7 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", action="append", default=[], metavar="NAME=SPEC", help="one more pool entry")
     p.add_argument(
-        "--cache", default="off", metavar="PATH|default|off", help="completion cache (default off)"
+        "--cache",
+        default="off",
+        metavar="PATH|default|off",
+        help="completion cache: a file, default, or off/none (default off)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -57,13 +62,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def read_model_pool(path: Path | None, pairs: list[str]) -> dict[str, Any]:
     """Model names -> spec strings or mappings, from a YAML file and NAME=SPEC pairs (pairs win)."""
     from neatpipe.cli import CLIError
+    from neatpipe.io import load_yaml, read_text
 
     pool: dict[str, Any] = {}
     if path is not None:
+        text = read_text(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise CLIError(f"cannot read model pool {path}: {exc}") from None
+            data = load_yaml(text)
+        except yaml.YAMLError as exc:
+            raise CLIError(f"{path}: not valid YAML: {exc}") from None
         if isinstance(data, dict) and "models" in data and isinstance(data["models"], dict):
             data = data["models"]  # an experiment file's models section works too
         if not isinstance(data, dict):
@@ -92,21 +99,41 @@ def _problems(args: argparse.Namespace) -> Any:
             raise CLIError(f"--limit must be between 1 and {len(problems)}, got {args.limit}")
         return subset(problems, args.limit, seed=args.seed)
     if args.subset is not None:
-        try:
-            text = args.subset.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise CLIError(f"cannot read subset file {args.subset}: {exc}") from None
-        ids = (
-            json.loads(text)
-            if text.lstrip().startswith("[")
-            else [t.strip() for t in text.splitlines() if t.strip()]
-        )
+        ids = read_subset(args.subset)
         known = set(problems.task_ids)
         unknown = [t for t in ids if t not in known]
         if unknown:
-            raise CLIError(f"{args.subset}: unknown task ids for {args.benchmark}: {', '.join(unknown[:5])}")
+            listed = ", ".join(bounded(t, 80) for t in unknown[:5])
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            raise CLIError(
+                f"{args.subset}: unknown task ids for {args.benchmark}: {listed}{more} "
+                f"(ids look like {problems.task_ids[0]})"
+            )
         return problems.select(ids)
     return problems
+
+
+def read_subset(path: Path) -> list[str]:
+    """Task ids from a file: a JSON list of strings, or one id per line."""
+    from neatpipe.cli import CLIError
+    from neatpipe.io import read_text
+
+    text = read_text(path)
+    if text.lstrip().startswith("["):
+        try:
+            ids = json.loads(text)
+        except ValueError as exc:
+            raise CLIError(f"{path}: not a valid JSON list of task ids: {exc}") from None
+        bad = next((i for i, t in enumerate(ids) if not isinstance(t, str)), None)
+        if bad is not None:
+            raise CLIError(
+                f'{path}: item {bad} is {shown(ids[bad])}, not a task id string (e.g. "HumanEval/0")'
+            )
+    else:
+        ids = [t.strip() for t in text.splitlines() if t.strip()]
+    if not ids:
+        raise CLIError(f"{path}: no task ids (give a JSON list or one id per line)")
+    return ids
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -120,17 +147,21 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     from neatpipe.evolve.evaluator import Evaluator
     from neatpipe.genome import GenomeError, load_genome
-    from neatpipe.models import load_backend
+    from neatpipe.io import check_output_dir
+    from neatpipe.models import CompletionCache, load_backend
+    from neatpipe.models.cache import cache_choice
     from neatpipe.models.errors import ModelError
     from neatpipe.sandbox import Sandbox
 
     if args.repeats < 1:
         raise CLIError(f"--repeats must be at least 1, got {args.repeats}")
     designs = []
+    if args.out is not None:
+        check_output_dir(args.out)  # before the work, not after it
     for path in args.genomes:
         try:
             designs.append(Design(path.stem, load_genome(path), str(path)))
-        except (GenomeError, OSError) as exc:
+        except GenomeError as exc:
             raise CLIError(str(exc)) from None
     if len({d.label for d in designs}) != len(designs):
         raise CLIError("give each genome file once (results are labelled by file name)")
@@ -143,10 +174,15 @@ def _evaluate(args: argparse.Namespace) -> int:
             f"--model NAME=SPEC or --models POOL.yaml (e.g. --model {missing[0]}=synthetic:coder-1.5b)"
         )
     problems = _problems(args)
-    cache = {"off": None, "default": True}.get(args.cache, args.cache)
+    choice = cache_choice(args.cache)
+    cache = CompletionCache(None if choice == "default" else choice) if choice else None
+    models: dict[str, Any] = {}
     try:
-        models = {name: load_backend(pool[name], cache) for name in needed}
+        for name in needed:
+            models[name] = load_backend(pool[name], cache)
     except ModelError as exc:
+        for backend in models.values():
+            backend.close()
         raise CLIError(str(exc)) from None
     try:
         with Sandbox() as sandbox:

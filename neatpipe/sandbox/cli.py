@@ -71,20 +71,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from neatpipe.cli import CLIError
+    from neatpipe.cli import CLIError, positive_number
+    from neatpipe.io import read_text
     from neatpipe.sandbox import Limits, Program, run_program
 
+    timeout = positive_number("--timeout", args.timeout)
+    memory_mb = None if args.memory_mb is None else positive_number("--memory-mb", args.memory_mb)
+    code = read_text(args.file)
     try:
-        code = args.file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CLIError(f"cannot read {args.file}: {exc}") from None
-    if args.timeout <= 0:
-        raise CLIError(f"--timeout must be positive, got {args.timeout}")
-    try:
-        limits = Limits() if args.memory_mb is None else Limits(memory_mb=args.memory_mb)
+        limits = Limits() if memory_mb is None else Limits(memory_mb=memory_mb)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    result = run_program(Program(code=code, timeout_s=args.timeout, label=str(args.file)), limits=limits)
+    result = run_program(Program(code=code, timeout_s=timeout, label=str(args.file)), limits=limits)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
