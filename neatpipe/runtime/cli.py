@@ -150,7 +150,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     from neatpipe.io import check_output_dir
     from neatpipe.models import CompletionCache, load_backend
     from neatpipe.models.cache import cache_choice
-    from neatpipe.models.errors import ModelError
     from neatpipe.sandbox import Sandbox
 
     if args.repeats < 1:
@@ -177,15 +176,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     choice = cache_choice(args.cache)
     cache = CompletionCache(None if choice == "default" else choice) if choice else None
     models: dict[str, Any] = {}
-    try:
-        for name in needed:
-            models[name] = load_backend(pool[name], cache)
-    except ModelError as exc:
-        for backend in models.values():
-            backend.close()
-        raise CLIError(str(exc)) from None
-    try:
-        with Sandbox() as sandbox:
+    with Sandbox() as sandbox:  # one sandbox: the evaluation's programs and the synthetic coder's checks
+        try:
+            for name in needed:
+                models[name] = load_backend(pool[name], cache, runner=sandbox.run_many)
             evaluator = Evaluator(
                 models,
                 sandbox,
@@ -195,11 +189,9 @@ def _evaluate(args: argparse.Namespace) -> int:
                 result_cache=False,
             )
             results = evaluate_designs(evaluator, designs, list(problems), seed=args.seed)
-    except ModelError as exc:
-        raise CLIError(str(exc)) from None
-    finally:
-        for backend in models.values():
-            backend.close()
+        finally:
+            for backend in models.values():
+                backend.close()
     report = designs_report(results, args.benchmark, len(problems))
     if args.out is not None:
         write_design_files(args.out, results, report)
