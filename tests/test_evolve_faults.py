@@ -68,9 +68,13 @@ def test_an_unknown_synthetic_preset_stops_before_the_run_directory(tmp_path: Pa
     assert not out.exists()
 
 
-def test_an_unreachable_server_stops_before_the_run_directory(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("kind", ["ollama", "openai"])
+def test_an_unreachable_server_stops_before_the_run_directory(tmp_path: Path, capsys, kind: str) -> None:
     url = f"http://127.0.0.1:{closed_port()}"
-    model = f'{{spec: "ollama:qwen2.5-coder:1.5b", base_url: "{url}", retries: 0, timeout_s: 5}}'
+    if kind == "ollama":
+        model = f'{{spec: "ollama:qwen2.5-coder:1.5b", base_url: "{url}", retries: 0, timeout_s: 5}}'
+    else:
+        model = f'{{spec: "openai:{url}/v1#qwen", retries: 0, timeout_s: 5}}'
     out = tmp_path / "run"
     code, err = run_cli(["evolve", str(experiment(tmp_path, model=model)), "--out", str(out)], capsys)
     assert code == 2 and url in one_line(err)

@@ -413,3 +413,19 @@ def test_cache_serves_a_second_process_without_a_backend_call(server, tmp_path):
     assert len(server.posts("/v1/chat/completions")) == posts  # the server never saw it again
     stats = CompletionCache(path, mode="readonly").stats()
     assert (stats.entries, stats.hits, stats.misses) == (1, 1, 1)
+
+
+@pytest.mark.parametrize("kind", ["ollama", "openai"])
+def test_preflight_asks_the_server_once_and_names_what_is_missing(server, dead_url, kind) -> None:
+    def spec(url: str, model: str) -> dict:
+        text = f"ollama:{model}" if kind == "ollama" else f"openai:{url}/v1#{model}"
+        return {"spec": text, **({"base_url": url} if kind == "ollama" else {}), **FAST, "retries": 0}
+
+    load_backend(spec(server.url, "tiny-coder")).preflight()  # served: no error
+    asked = [p for p, _, _ in server.requests]
+    assert asked == (["/api/tags"] if kind == "ollama" else ["/v1/models"])
+    assert not server.posts("/api/chat") and not server.posts("/v1/chat/completions")  # nothing generated
+    with pytest.raises(ModelNotAvailableError, match="no-such-model"):
+        load_backend(spec(server.url, "no-such-model")).preflight()
+    with pytest.raises(ServerUnreachableError, match=dead_url):
+        load_backend(spec(dead_url, "tiny-coder")).preflight()

@@ -663,7 +663,7 @@ def _build_models(experiment: Any, runner: Any = None) -> dict[str, Any]:
     try:
         for name, spec in specs.items():
             models[name] = load_backend(spec, cache, runner=runner)
-            models[name].identity()  # a served model is asked for here: an absent server stops the run now
+            models[name].preflight()  # a server is asked here: an absent one stops the run before any work
     except BaseException:
         _close_all(models)
         raise

@@ -60,6 +60,11 @@ class Backend(ABC):
     def identity(self) -> str:
         """A stable name of the exact model (kind, name, revision or digest, numeric type) for cache keys."""
 
+    def preflight(self) -> None:  # noqa: B027 - optional hook, most backends have nothing to ask
+        """Raise now (a ``ModelError`` saying what and where) if the backend cannot answer: a server that
+        does not answer or does not serve the model. Called before a run starts, so that it fails before
+        any work; loading a local model is left to the first call."""
+
     def close(self) -> None:  # noqa: B027 - optional hook, most backends have nothing to release
         """Release threads, connections or model memory; the backend may not be used afterwards."""
 

@@ -535,6 +535,9 @@ class CachedBackend(Backend):
     def identity(self) -> str:
         return self.inner.identity()
 
+    def preflight(self) -> None:
+        self.inner.preflight()
+
     def key(self, request: ChatRequest) -> str:
         return request_key(self.inner.kind, self.inner.identity(), request)
 

@@ -118,6 +118,10 @@ class OllamaBackend(_ServedBackend):
                     raise self._not_pulled("not in `ollama list`")
             return f"ollama:{self._full_tag(self.spec.tag)}@{self._digest}"
 
+    def preflight(self) -> None:
+        """The server answers and has pulled the model (its digest is asked for once, here)."""
+        self.identity()
+
     def payload(self, request: ChatRequest) -> dict[str, Any]:
         options: dict[str, Any] = {
             "temperature": request.temperature,
@@ -193,6 +197,32 @@ class OpenAIBackend(_ServedBackend):
     def identity(self) -> str:
         rev = self.spec.revision or "unversioned"
         return f"openai:{self.spec.model}@{rev}"
+
+    def preflight(self) -> None:
+        """The server answers ``GET /v1/models``; when it lists its models, this model is among them."""
+        url = self.spec.chat_url.rsplit("/", 2)[0] + "/models"
+        resp = request_json(
+            "GET",
+            url,
+            None,
+            policy=self.policy,
+            server="the OpenAI-compatible server",
+            start_hint=self.START_HINT,
+            headers=self._headers,
+        )
+        if resp.status in (404, 405):
+            return  # a server without the listing: it answered, the first request will tell the rest
+        if resp.status != 200:
+            raise ServerError(f"{url}: HTTP {resp.status}: {resp.error_text()}", resp.status)
+        data = _json_object(resp, url, "the OpenAI-compatible server")
+        listed = data.get("data")
+        if isinstance(listed, list):
+            names = {str(m.get("id")) for m in listed if isinstance(m, dict)}
+            if names and self.spec.model not in names:
+                raise ModelNotAvailableError(
+                    f"the server at {url} does not serve model {self.spec.model!r}; it lists "
+                    f"{', '.join(sorted(names)[:10])}"
+                )
 
     def payload(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
