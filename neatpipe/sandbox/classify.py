@@ -285,7 +285,7 @@ def _timeout(program: Program, outcome: Outcome, limits: Limits) -> str | None:
     if outcome.killed_by == "wall" and outcome.signal == signal_module.SIGKILL:
         return (
             f"exceeded the wall-clock limit of {program.wall_limit_s:g} s after only {outcome.cpu_s:.2f} s of "
-            f"CPU time (limit {program.timeout_s:g} s): it was waiting (sleep, a blocked read) rather than computing"
+            f"CPU time (limit {program.timeout_s:g} s): it was waiting (sleep, a blocked read) or starved of CPU"
         )
     return None
 
