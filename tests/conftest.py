@@ -26,6 +26,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_gpu)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Tests never read or write the user's cache (downloads, measured reference costs): one fresh
+    ``$NEATPIPE_CACHE_DIR`` per test session (a test that needs another one sets its own)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEATPIPE_CACHE_DIR", str(tmp_path_factory.mktemp("neatpipe-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data``: the reference benchmark files (never copied into the repository)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from neatpipe.bench import assemble, load_humaneval, load_mbpp, reference_answer
+from neatpipe.bench import assemble, candidate_code, load_humaneval, load_mbpp, reference_answer
 from neatpipe.bench.check import SamplesFileError, check_references, check_samples
 from neatpipe.bench.humaneval import WRONG_DOCSTRING_EXAMPLES
 from neatpipe.sandbox.program import Program, Status, TestCase
@@ -143,3 +143,21 @@ def test_bad_samples_files_name_the_line(tmp_path: Path, line: str, match: str) 
     with pytest.raises(SamplesFileError, match=match) as err:
         check_samples(load_humaneval(), path, sandbox=None)
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "assert greatest_common_divisor(3, 5) == 3\n",  # the model tested its function, wrongly
+        "print(greatest_common_divisor(25, 15))\n",
+        "print(greatest_common_divisor(25, 15))\nassert greatest_common_divisor(3, 5) == 3\n",
+    ],
+)
+def test_a_completion_is_cut_before_the_models_own_asserts_and_prints(sandbox, tail: str) -> None:
+    problem = load_humaneval()["HumanEval/13"]  # greatest_common_divisor
+    body = problem.meta["canonical_solution"]
+    answer = body + "\n\n" + tail
+    code = candidate_code(problem, answer, style="completion")
+    assert code == problem.prompt + body.rstrip() + "\n"
+    result = sandbox.run(assemble(problem, answer, style="completion"))
+    assert result.passed and result.stdout == "", result

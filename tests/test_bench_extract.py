@@ -112,3 +112,31 @@ def test_a_broken_last_code_line_is_kept_so_the_answer_stays_a_syntax_error(brok
 def test_trailing_prose_after_unfenced_code_is_still_dropped() -> None:
     text = "def add(a, b):\n    return a + b\n\nThis adds the two numbers.\nIt runs in O(1) time.\n"
     assert extract_code(text, "add") == "def add(a, b):\n    return a + b\n"
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        "print(add(1, 2))\n",
+        "assert add(1, 2) == 3\n",
+        "result = add(1, 2)\nprint(result)\n",
+        "result = add(1, 2)\n",  # an assignment, but it calls the function before it exists
+        "x: int = add(1, 2)\n",
+    ],
+)
+def test_a_usage_block_written_before_the_solution_is_never_prepended(usage: str) -> None:
+    text = (
+        f"You would call it like this:\n```python\n{usage}```\n"
+        "Constants it needs:\n```python\nimport math\nLIMIT = 10\n```\n"
+        f"The function:\n```python\n{ADD}```\n"
+    )
+    code = extract_code(text, "add")
+    assert code == f"import math\nLIMIT = 10\n\n\n{ADD}"  # the helper block stays, the usage goes
+    exec(compile(code, "<answer>", "exec"), {})  # and the program loads
+
+
+def test_code_closed_by_a_lone_fence_is_the_code() -> None:
+    assert extract_code(ADD + "```\n", "add") == ADD
+    assert extract_code("The function:\n" + ADD + "```", "add") == ADD
+    assert extract_code(ADD + "```\nIt adds the numbers.\n", "add") == ADD
+    assert extract_code("Sure, here it is:\n```", "add") == ""  # an opening fence with nothing after it

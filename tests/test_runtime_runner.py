@@ -365,6 +365,30 @@ def test_feedback_policy_is_applied_and_recorded(humaneval, sandbox):
         assert not t.passed and t.final.error_type == "AssertionError"
 
 
+def test_trajectories_record_the_cpu_time_limits_their_verdicts_ran_under(humaneval, sandbox, tmp_path):
+    problem = dataclasses.replace(humaneval["HumanEval/2"], time_limit_s=1.25)  # as with_time_limits sets it
+    loop = "```python\ndef truncate_number(number: float) -> float:\n    while True:\n        pass\n```"
+    g = genome_from_yaml(
+        "format: neatpipe-genome/1\nnodes:\n"
+        "  gen: {role: generator, model: m, prompt: 0, temperature: 0.0, max_tokens: 256}\n"
+        "  exec: {role: executor, feedback: visible, time_limit: 0.5}\n"
+        "  refine: {role: refiner, model: m, prompt: 0, temperature: 0.0, max_tokens: 256, iterations: 1,"
+        " early_stop: true}\n"
+        "edges: [[problem, gen], [gen, exec], [exec, refine], [refine, output]]\n"
+    )
+    run = run_pipeline(g, [problem], {"m": Scripted("coder", loop)}, sandbox)
+    (t,) = run.trajectories
+    checks = [s.feedback_result for s in t.steps if s.role == "executor"]
+    assert checks and all((c.status, c.time_limit_s) == ("timeout", 0.5) for c in checks)
+    assert (t.final.status, t.final.time_limit_s) == ("timeout", 1.25)
+    write_trajectories(tmp_path / "t.jsonl", [t])
+    (back,) = read_trajectories(tmp_path / "t.jsonl")
+    assert back == t and back.final.time_limit_s == 1.25
+    old = t.to_dict()
+    del old["final"]["time_limit_s"]  # a file written before limits were recorded still reads
+    assert Trajectory.from_dict(old).final.time_limit_s is None
+
+
 def test_problem_without_visible_tests_passes_its_check_once_the_code_loads(humaneval, sandbox):
     problem = humaneval["HumanEval/38"]
     assert problem.visible_tests == ()

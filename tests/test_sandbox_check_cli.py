@@ -26,6 +26,26 @@ def test_references_json_lists_passed_total_and_failures(capsys):
     report = json.loads(capsys.readouterr().out)
     assert (report["passed"], report["total"], report["failures"]) == (164, 164, [])
     assert report["checked"] == "reference solutions (chat style)"
+    # each problem's CPU-time limit derived from its reference's measured cost, recorded per result
+    assert report["options"]["time_limits"].startswith("max(6 s, 4 x reference CPU time)")
+    assert all(
+        r["cpu_limit_s"] >= 6.0 and r["wall_limit_s"] == 4 * r["cpu_limit_s"] + 5 for r in report["results"]
+    )
+    assert all(0 < r["cpu_s"] < r["cpu_limit_s"] for r in report["results"])
+
+
+def test_a_fixed_time_limit_replaces_the_derived_ones(tmp_path, capsys, humaneval):
+    p = humaneval["HumanEval/4"]
+    rows = [{"task_id": p.task_id, "completion": p.meta["canonical_solution"]},
+            {"task_id": p.task_id, "completion": "    while True:\n        pass\n"}]  # fmt: skip
+    args = ["sandbox", "check", "--benchmark", "humaneval", "--samples", _samples(tmp_path, rows)]
+    assert main([*args, "--time-limit", "0.5", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["options"]["time_limits"] == "0.5 s for every problem"
+    assert [(r["status"], r["cpu_limit_s"]) for r in report["results"]] == [("passed", 0.5), ("timeout", 0.5)]
+    assert 0.5 <= report["results"][1]["cpu_s"] < 0.8
+    assert main([*args, "--time-limit", "0"]) == 2
+    assert "--time-limit must be positive" in capsys.readouterr().err
 
 
 def test_mbpp_references_both_styles(capsys, mbpp_path):

@@ -123,14 +123,57 @@ def test_a_signal_death_with_a_memory_error_on_stderr_is_out_of_memory() -> None
     assert (result.status, result.error_type) == (Status.OUT_OF_MEMORY, "MemoryError")
 
 
-def test_wall_clock_and_cpu_limits_are_timeouts() -> None:
-    wall = verdict(LOAD, exit_code=None, signal=signal.SIGKILL, killed_by_timeout=True)
+def test_cpu_and_wall_clock_limits_are_timeouts() -> None:
+    wall = verdict(LOAD, exit_code=None, signal=signal.SIGKILL, killed_by="wall", cpu_s=0.01)
     assert (wall.status, wall.error_type, wall.phase) == (Status.TIMEOUT, "Timeout", "test")
-    assert wall.failing_test == "assert f(1) == 2" and "wall-clock" in wall.message
-    cpu = verdict(LOAD, ran(1), exit_code=None, signal=signal.SIGKILL, cpu_s=3.0)
-    assert (cpu.status, cpu.error_type) == (Status.TIMEOUT, "Timeout") and "CPU" in cpu.message
-    loading = verdict(exit_code=None, signal=signal.SIGKILL, killed_by_timeout=True)
+    assert wall.failing_test == "assert f(1) == 2" and "wall-clock limit of 13 s" in wall.message
+    cpu = verdict(LOAD, ran(1), exit_code=None, signal=signal.SIGKILL, killed_by="cpu", cpu_s=2.001)
+    assert (cpu.status, cpu.error_type) == (Status.TIMEOUT, "Timeout")
+    assert "CPU-time limit of 2 s" in cpu.message and cpu.failing_test == "assert f(2) == 3"
+    rlimit = verdict(LOAD, ran(1), exit_code=None, signal=signal.SIGKILL, cpu_s=3.0)  # RLIMIT_CPU: 3 s
+    assert (rlimit.status, rlimit.error_type) == (Status.TIMEOUT, "Timeout") and "CPU" in rlimit.message
+    loading = verdict(exit_code=None, signal=signal.SIGKILL, killed_by="cpu", cpu_s=2.0)
     assert loading.phase == "load" and loading.tests == ()
+    assert (wall.cpu_limit_s, wall.wall_limit_s) == (cpu.cpu_limit_s, cpu.wall_limit_s) == (2.0, 13.0)
+
+
+def test_a_program_that_ended_over_its_cpu_limit_is_a_timeout_even_if_its_tests_passed() -> None:
+    # it finished between two readings of its CPU clock: the accounting, not the timing, decides
+    over = verdict(LOAD, ran(1), ran(2), END, cpu_s=2.05)
+    assert (over.status, over.error_type) == (Status.TIMEOUT, "Timeout")
+    assert verdict(LOAD, ran(1), ran(2), END, cpu_s=1.99).passed
+
+
+def test_a_kill_at_the_wall_clock_backstop_counts_only_when_the_worker_killed_it() -> None:
+    # a SIGKILL from elsewhere (the kernel's OOM killer) with little CPU used is a crash, not a timeout
+    other = verdict(LOAD, exit_code=None, signal=signal.SIGKILL, cpu_s=0.2)
+    assert (other.status, other.error_type) == (Status.CRASHED, "Crash")
+
+
+@pytest.mark.parametrize(
+    ("observed", "later"),
+    [
+        ({"signal": signal.SIGKILL, "killed_by": "cpu", "cpu_s": 2.0}, "Timeout"),
+        ({"signal": signal.SIGKILL, "killed_by": "wall", "cpu_s": 0.1}, "Timeout"),
+        ({"signal": signal.SIGSEGV}, "Crash"),
+        ({"signal": signal.SIGABRT, "stderr": "MemoryError"}, "MemoryError"),
+        ({"exit_code": 0}, "EarlyExit"),
+    ],
+)
+def test_an_earlier_failing_test_is_the_verdict_when_a_later_one_hangs_or_dies(
+    observed: dict, later: str
+) -> None:
+    program = dataclasses.replace(PROGRAM, tests=(*PROGRAM.tests, TestCase("assert f(3) == 4")))
+    result = verdict(LOAD, ran(1), ran(2, ERROR), program=program, **{"exit_code": None, **observed})
+    assert (result.status, result.error_type, result.phase) == (Status.FAILED, "AssertionError", "test")
+    assert result.failing_test == "assert f(2) == 3" and result.traceback == "Traceback..."
+    assert [(t.passed, t.error_type) for t in result.tests] == [(True, None), (False, "AssertionError"),
+                                                                (False, later)]  # fmt: skip
+
+
+def test_tampering_is_not_hidden_behind_an_earlier_failure() -> None:
+    result = verdict(LOAD, ran(2, ERROR), ran(1), END)  # out of order
+    assert (result.status, result.error_type) == (Status.FAILED, "TamperingDetected")
 
 
 def test_output_beyond_the_file_size_limit_is_an_output_flood() -> None:

@@ -15,7 +15,9 @@ import pytest
 
 from neatpipe.sandbox import ExecResult, Limits, Program, Sandbox, Status, TestCase
 
-TIMEOUT_S = 1.0
+TIMEOUT_S = 1.0  # CPU time
+WALL_S = 4.0  # the wall-clock backstop: a fork bomb's first process gets a thin share of the CPU
+CPU_SLACK_S = 0.3  # the worker reads a busy program's CPU clock at least every 0.25 s
 SLACK_S = 0.75  # generous enough for a loaded 2-core CI machine
 # Without RLIMIT_NPROC (root with no privilege drop, a documented fallback) a fork bomb fills its PID
 # namespace before the wall clock stops it, and the kernel takes a while to tear thousands of processes down.
@@ -281,7 +283,13 @@ def sandbox():
 def verdicts(sandbox: Sandbox) -> dict[str, tuple[ExecResult, float]]:
     programs = [
         Program(
-            case.code, tuple(map(TestCase, case.tests)), case.harness, case.entry_point, TIMEOUT_S, label=name
+            case.code,
+            tuple(map(TestCase, case.tests)),
+            case.harness,
+            case.entry_point,
+            TIMEOUT_S,
+            label=name,
+            wall_timeout_s=WALL_S,
         )
         for name, case in CASES.items()
     ]
@@ -299,17 +307,19 @@ def test_hostile_program_is_contained_and_classified(name: str, sandbox: Sandbox
     result, _ = verdicts[name]
     assert (result.status, result.error_type) == (case.status, case.error_type), result
     unbounded = name == "fork bomb" and not sandbox.isolation.is_active("rlimit_nproc")
-    assert result.duration_s < TIMEOUT_S + (UNBOUNDED_FORK_SLACK_S if unbounded else SLACK_S), (
-        result.duration_s
-    )
+    assert result.duration_s < WALL_S + (UNBOUNDED_FORK_SLACK_S if unbounded else SLACK_S), result.duration_s
+    assert result.extra["cpu_s"] < TIMEOUT_S + CPU_SLACK_S, result.extra  # the CPU-time limit holds
+    if "CPU-time" in result.message:
+        assert result.extra["cpu_s"] >= TIMEOUT_S
     if case.status is not Status.PASSED:
         assert not result.passed
 
 
 def test_the_batch_took_about_as_long_as_its_timeouts(verdicts: dict) -> None:
     elapsed = next(iter(verdicts.values()))[1]
-    timeouts = sum(1 for r, _ in verdicts.values() if r.status is Status.TIMEOUT)
-    assert elapsed < timeouts * TIMEOUT_S / 2 + 5  # two workers; everything else is quick
+    timeouts = [r for r, _ in verdicts.values() if r.status is Status.TIMEOUT]
+    assert timeouts and all(r.cpu_limit_s == TIMEOUT_S and r.wall_limit_s == WALL_S for r in timeouts)
+    assert elapsed < len(timeouts) * WALL_S / 2 + 5  # two workers; everything else is quick
 
 
 def test_nothing_outside_the_working_directory_was_written(sandbox: Sandbox, verdicts: dict) -> None:

@@ -121,7 +121,7 @@ def test_a_stuck_worker_is_killed_by_the_watchdog(monkeypatch: pytest.MonkeyPatc
         sandbox.start()
         os.kill(sandbox._pool[0].process.pid, signal.SIGSTOP)
         start = time.monotonic()
-        result = sandbox.run(Program("pass", timeout_s=0.5))
+        result = sandbox.run(Program("pass", timeout_s=0.5, wall_timeout_s=0.5))
         assert (result.status, result.error_type) == (Status.CRASHED, "WorkerDied")
         assert "stopped answering" in result.message and time.monotonic() - start < 5
         assert sandbox.run(RIGHT).passed

@@ -180,11 +180,29 @@ def test_hostile_exception_messages_are_still_reported(sandbox: Sandbox) -> None
     assert (result.error_type, result.message) == ("E", "<unprintable>")
 
 
-def test_a_sleeping_program_times_out_on_time(sandbox: Sandbox) -> None:
+def test_a_sleeping_program_times_out_at_its_wall_clock_backstop(sandbox: Sandbox) -> None:
     start = time.monotonic()
-    result = run(sandbox, "import time\ndef f():\n    time.sleep(30)", "f()", timeout_s=0.5)
+    result = run(
+        sandbox, "import time\ndef f():\n    time.sleep(30)", "f()", timeout_s=0.5, wall_timeout_s=1.0
+    )
     assert (result.status, result.error_type, result.failing_test) == (Status.TIMEOUT, "Timeout", "f()")
-    assert result.duration_s < 1.0 and time.monotonic() - start < 3
+    assert "wall-clock limit of 1 s" in result.message and result.extra["cpu_s"] < 0.5
+    assert (result.cpu_limit_s, result.wall_limit_s) == (0.5, 1.0)
+    assert result.duration_s < 1.5 and time.monotonic() - start < 4
+
+
+def test_a_busy_program_is_stopped_by_its_cpu_time_to_the_tenth_of_a_second(sandbox: Sandbox) -> None:
+    result = run(sandbox, "def f():\n    while True:\n        pass", "f()", timeout_s=0.3)
+    assert (result.status, result.error_type, result.failing_test) == (Status.TIMEOUT, "Timeout", "f()")
+    assert "CPU-time limit of 0.3 s" in result.message
+    assert 0.3 <= result.extra["cpu_s"] < 0.45  # not RLIMIT_CPU's whole seconds
+    assert (result.cpu_limit_s, result.wall_limit_s) == (0.3, 4 * 0.3 + 5)
+
+
+def test_every_result_records_the_limits_it_ran_under(sandbox: Sandbox) -> None:
+    result = run(sandbox, "def f(x):\n    return x + 1", "assert f(1) == 2", timeout_s=3)
+    assert result.passed and (result.cpu_limit_s, result.wall_limit_s) == (3, 17)
+    assert result.to_dict()["cpu_limit_s"] == 3 and ExecResult.from_dict(result.to_dict()) == result
 
 
 def test_run_many_keeps_input_order_and_reports_progress(sandbox: Sandbox) -> None:

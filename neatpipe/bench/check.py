@@ -35,6 +35,9 @@ class SampleResult:
             "message": r.message,
             "failing_test": r.failing_test,
             "duration_s": round(r.duration_s, 4),
+            "cpu_s": r.extra.get("cpu_s"),
+            "cpu_limit_s": r.cpu_limit_s,
+            "wall_limit_s": r.wall_limit_s,
         }
 
 

@@ -1,8 +1,9 @@
 """Code from model text: what a model wrote, minus the prose, the fences and the reasoning.
 
 Handles fenced blocks with or without a language tag (``` and ~~~), several blocks, an unterminated
-fence, ``[PYTHON]`` tags, prose before and after, ``<think>...</think>`` reasoning (also unclosed), code
-with no fence at all, and an empty answer (``""``).
+fence, a lone closing fence after code whose opening fence was never written, ``[PYTHON]`` tags, prose
+before and after, ``<think>...</think>`` reasoning (also unclosed), code with no fence at all, and an
+empty answer (``""``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,12 @@ def strip_reasoning(text: str) -> str:
 
 
 def fenced_blocks(text: str) -> list[tuple[str, str]]:
-    """``(language, code)`` for each fenced block, in order; an unterminated last fence runs to the end."""
+    """``(language, code)`` for each fenced block, in order; an unterminated last fence runs to the end.
+
+    An unterminated fence without a language tag, after code and before nothing that parses, closes a
+    block whose opening fence the model never wrote (``def f(): ...`` then a lone ```): the code before
+    it is the block, read as unfenced code (leading and trailing prose cut).
+    """
     blocks: list[tuple[str, str]] = []
     pos = 0
     while True:
@@ -50,6 +56,11 @@ def fenced_blocks(text: str) -> list[tuple[str, str]]:
         close = re.compile(rf"^[ \t]*{re.escape(fence)}[ \t]*$", re.MULTILINE)
         end = close.search(text, m.end())
         body = text[m.end() + 1 : end.start() if end else len(text)]
+        if not end and not lang and not (body.strip() and _parses(body)):
+            before = _unfenced(text[pos : m.start()]) if text[pos : m.start()].strip() else ""
+            if before.strip():
+                blocks.append(("", before))
+                break
         blocks.append((lang, body.rstrip() + "\n" if body.strip() else ""))
         if not end:
             break
@@ -125,20 +136,29 @@ def extract_code(text: str | None, entry_point: str | None = None) -> str:
             helpers = [
                 code
                 for code in code_blocks[:last]
-                if not _defines(code, entry_point) and _parses(code) and _only_definitions(code)
+                if not _defines(code, entry_point) and _parses(code) and _only_definitions(code, entry_point)
             ]
             return "\n\n".join([*helpers, code_blocks[last]])
     return max(code_blocks, key=len)
 
 
-def _only_definitions(code: str) -> bool:
-    """True for a block of imports, functions, classes and constants (not a usage example)."""
+def _only_definitions(code: str, entry_point: str) -> bool:
+    """True for a block of imports, functions, classes and constants; False for a usage example, which
+    calls, prints or asserts something, or whose top-level statements use the entry point
+    (``result = f(3)`` before ``f`` is defined would fail the whole program with a NameError)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SyntaxWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         tree = ast.parse(code)
-    allowed = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign)
-    return bool(tree.body) and all(isinstance(n, allowed) for n in tree.body)
+    definitions = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    for node in tree.body:
+        if isinstance(node, definitions):
+            continue
+        if not isinstance(node, ast.Assign | ast.AnnAssign):
+            return False
+        if any(isinstance(n, ast.Name) and n.id == entry_point for n in ast.walk(node)):
+            return False
+    return bool(tree.body)
 
 
 def trim_completion(text: str) -> str:

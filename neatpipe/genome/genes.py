@@ -76,7 +76,7 @@ class NodeGene:
     iterations: int | None = None  # refiner: how many execute -> (analyze) -> refine rounds at most
     early_stop: bool | None = None  # refiner: stop once a candidate passes the visible tests
     feedback: str | None = None  # executor: which tests give feedback, one of FEEDBACK_CHOICES
-    time_limit: float | None = None  # executor: seconds one program may run
+    time_limit: float | None = None  # executor: CPU seconds one program may use
     strategy: str | None = None  # selector: one of SELECTOR_STRATEGIES
 
     @property

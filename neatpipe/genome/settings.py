@@ -80,7 +80,7 @@ class GenomeSettings:
     early_stop_init: bool = _doc("early stopping of a new refine stage", True)
     early_stop_mutable: bool = _doc("whether mutation may toggle early stopping", True)
     executor_feedback: str = _doc("tests a new executor feeds back: visible or hidden", "visible")
-    executor_time_limit: float = _doc("seconds a program may run in a new executor", 5.0)
+    executor_time_limit: float = _doc("CPU seconds a program may use in a new executor", 5.0)
     selector_strategy: str = _doc("strategy of a new selector: visible-tests or agreement", "visible-tests")
     compatibility_excess_coefficient: float = _doc(
         "distance per excess gene (divided by the larger genome's gene count)", 1.0

@@ -131,7 +131,7 @@ FIXABILITY_SKEW = 4
 MAX_REPAIR_PROBABILITY = 0.95
 # The temperature at which a preset's ``sharpness`` applies (Ollama's default, the study's setting).
 REFERENCE_TEMPERATURE = 0.8
-# Programs that check a fault candidate get this wall-clock limit (more for a problem whose reference is
+# Programs that check a fault candidate get this CPU-time limit (more for a problem whose reference is
 # slow, see FaultChecker): candidates that loop forever are rejected quickly.
 CHECK_TIMEOUT_S = 1.0
 # At most this many candidates of one fault kind are tried for one answer before the next kind.
@@ -1062,9 +1062,10 @@ class FaultChecker:
     batch of programs in order (``Sandbox().run_many``); by default the checker starts its own sandbox
     on first use and stops it in :meth:`close`.
 
-    A candidate's time limit is ``timeout_s``, or three times what the problem's reference needs plus
-    half a second when that is more (the reference is run once per problem to find out), capped at the
-    problem's own limit: a candidate that loops forever costs little, a slow reference stays checkable.
+    A candidate's CPU-time limit is ``timeout_s``, or three times the CPU time the problem's reference
+    needs plus half a second when that is more (the reference is run once per problem to find out),
+    capped at the problem's own limit: a candidate that loops forever costs little, a slow reference
+    stays checkable.
     """
 
     def __init__(self, runner: Runner | None = None, timeout_s: float = CHECK_TIMEOUT_S) -> None:
@@ -1124,7 +1125,7 @@ class FaultChecker:
             for p in new.values()
         ]
         for key, p, result in zip(new, new.values(), self._run(programs), strict=True):
-            needed = 3.0 * result.duration_s + 0.5
+            needed = 3.0 * result.extra.get("cpu_s", result.duration_s) + 0.5  # CPU time, as limits are
             self._limits[key] = min(p.time_limit_s, max(self.timeout_s, needed))
 
     def _run(self, programs: Sequence[Program]) -> list[ExecResult]:

@@ -226,6 +226,7 @@ def _feedback_of(result: ExecResult, source: str, total: int) -> FeedbackResult:
         failing_test=result.failing_test,
         tests_passed=result.tests_passed,
         tests_total=total,
+        time_limit_s=result.cpu_limit_s,
     )
 
 
@@ -582,7 +583,9 @@ class _Runner:
                     task_id=p.task_id,
                     benchmark=p.benchmark,
                     passed=h.passed,
-                    final=FinalResult(final_code, h.status.value, result_error_type(h), h.failing_test),
+                    final=FinalResult(
+                        final_code, h.status.value, result_error_type(h), h.failing_test, h.cpu_limit_s
+                    ),
                     steps=tuple(steps),
                     stages=tuple(stages),
                     prompt_tokens=sum(r.prompt_tokens for r in model_steps),

@@ -45,6 +45,7 @@ class FeedbackResult:
     failing_test: str | None
     tests_passed: int
     tests_total: int
+    time_limit_s: float | None = None  # the CPU-time limit of the run (None in files written before it)
 
     @property
     def passed(self) -> bool:
@@ -116,6 +117,7 @@ class FinalResult:
     status: str
     error_type: str | None
     failing_test: str | None
+    time_limit_s: float | None = None  # the hidden tests' CPU-time limit (every hidden verdict's)
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,7 @@ class Trajectory:
                 status=final.get("status", str),
                 error_type=final.get("error_type", str, nullable=True),
                 failing_test=final.get("failing_test", str, nullable=True),
+                time_limit_s=final.get("time_limit_s", float, nullable=True, optional=True),
             ),
             steps=tuple(_step_from(s, f"steps[{i}]") for i, s in enumerate(steps)),
             stages=tuple(_stage_from(s, f"stages[{i}]") for i, s in enumerate(stages)),
@@ -313,6 +316,7 @@ def _feedback_from(data: Any, where: str) -> FeedbackResult:
         failing_test=f.get("failing_test", str, nullable=True),
         tests_passed=f.get("tests_passed", int),
         tests_total=f.get("tests_total", int),
+        time_limit_s=f.get("time_limit_s", float, nullable=True, optional=True),
     )
 
 

@@ -18,6 +18,13 @@ Order of execution (see :mod:`neatpipe.sandbox.program` for the contract):
 5. check that the recorded modules were not patched, flush stdout/stderr, report ``end`` and exit
    with status 0.
 
+What a library does to those modules while it is being imported (torch replaces
+``typing._collect_parameters``) is the library's own business, not the program's: every import of a
+module not loaded yet goes through :func:`_tracked_find_and_load`, which checks the watch when the
+import starts (a change made before it is the program's) and, when the import of a library module
+(from the standard library or site-packages) ends, takes the watched modules' new state as the
+reference.
+
 Running the harness before the candidate means every module object the tests use is bound before
 untrusted code runs. Every message carries the program's random token; the pool accepts a pass only
 from a complete, well-ordered sequence of messages followed by a clean exit (see
@@ -26,6 +33,7 @@ from a complete, well-ordered sequence of messages followed by a clean exit (see
 
 from __future__ import annotations
 
+import _frozen_importlib
 import builtins
 import collections
 import gc
@@ -75,6 +83,11 @@ _watch: Any = None  # guard.ModuleWatch over the preloaded modules the tests may
 _guard_module: Any = None
 _reserve: mmap.mmap | None = None  # address space set aside (in the worker, once) for MemoryError reports
 _sources: dict[str, str] = {}  # file name -> source, for tracebacks
+# Import tracking (see the module docstring): on in the child only.
+_original_find_and_load = _frozen_importlib._find_and_load
+_tracking = False
+_import_depth = 0
+_tampered_before_import: str | None = None
 _UNWATCHED = frozenset({"sys", "builtins", "__harness__", CANDIDATE_MODULE, "__main__", "tempfile", "os"})
 
 
@@ -89,6 +102,39 @@ def configure(guard_module: Any, trusted_prefixes: tuple[str, ...], watched: tup
         if name in _modules:
             _watch.add(_modules[name])
     _harness_builtins = dict(_real_builtins.__dict__)
+    _frozen_importlib._find_and_load = _tracked_find_and_load  # every new import, however it is asked for
+
+
+def _tracked_find_and_load(name: str, import_: Any) -> Any:
+    """The import system's loader of modules not loaded yet, with the watch kept in step.
+
+    At the start of an outermost import, a watched name already changed was changed by the program:
+    that is remembered. When the outermost import of a library module (its file under the standard
+    library or site-packages) ends, what the import did to the watched modules becomes the reference.
+    """
+    global _import_depth, _tampered_before_import
+    if not _tracking:
+        return _original_find_and_load(name, import_)
+    if _import_depth == 0 and _tampered_before_import is None:
+        _tampered_before_import = _watch.changed(_modules)
+    _import_depth += 1
+    try:
+        return _original_find_and_load(name, import_)
+    finally:
+        _import_depth -= 1
+        if _import_depth == 0 and _is_library(_modules.get(name)):
+            _watch.accept()
+
+
+def _is_library(module: object) -> bool:
+    """True for a module built into the interpreter or loaded from a trusted (library) file."""
+    if type(module) is not _ModuleType:
+        return False
+    spec = module.__dict__.get("__spec__")
+    origin = getattr(spec, "origin", None)
+    if origin in ("built-in", "frozen"):
+        return True
+    return type(origin) is str and origin.startswith(_trusted_prefixes) and not origin.startswith("<")
 
 
 class Job:
@@ -344,7 +390,7 @@ def _execute(job: Job, channel: Channel) -> None:
     channel.send({"k": "load"})
     _seed(job.seed)
     _run_tests(job, harness, guard, channel)
-    changed = _watch.changed(_modules)
+    changed = _tampered_before_import or _watch.changed(_modules)
     if changed is not None:
         channel.send({"k": "tamper", "what": changed})
 
@@ -359,7 +405,9 @@ def _flush(flushers: Iterable[Callable[[], object]]) -> None:
 
 def run(job: Job) -> NoReturn:
     """Run ``job`` in this (child) process, report over :data:`RESULT_FD` and exit."""
+    global _tracking
     try:
+        _tracking = True
         _gc_enable()  # the worker runs without the cyclic collector; programs get the usual one
         channel = Channel(RESULT_FD, job.token)
         _execute(job, channel)

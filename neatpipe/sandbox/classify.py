@@ -1,13 +1,17 @@
 """From what a worker observed about one child to an :class:`ExecResult`: a pure function.
 
 The child reports events over its result channel (see :mod:`neatpipe.sandbox.child`); the worker
-adds what only the outside can see: how the process ended, whether the wall clock killed it, how
-much CPU it used and how much it wrote. Keeping this step free of processes makes every verdict
+adds what only the outside can see: how the process ended, whether its CPU-time limit or the
+wall-clock backstop killed it, how much CPU it used and how much it wrote. Keeping this step free of processes makes every verdict
 unit-testable.
 
 A program passes only when the event sequence is complete and well-ordered (``load``, one ``test``
 event per test in order, ``end``), every test passed, nothing was tampered with, the process exited
-with status 0 by itself and its output stayed within the file-size limit.
+with status 0 by itself, within its CPU-time limit, and its output stayed within the file-size limit.
+
+The verdict is the first thing that went wrong, in the order the program ran: a test that failed
+before a later one timed out, crashed or ran out of memory is reported as that failure (the later
+test is still listed in ``tests``, with its own error).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ class Outcome:
     bad_lines: int = 0  # result-channel lines without the token or not valid events
     exit_code: int | None = None
     signal: int | None = None
-    killed_by_timeout: bool = False
+    killed_by: str | None = None  # "cpu" or "wall": the worker killed it at that limit
     cpu_s: float = 0.0
     duration_s: float = 0.0
     stdout: str = ""
@@ -80,7 +84,7 @@ def outcome_from_wire(raw: dict[str, Any], token: str) -> Outcome:
     events, bad = parse_events(raw["channel"].encode("latin-1"), token)
     return Outcome(
         events=events, bad_lines=bad, exit_code=raw["exit_code"], signal=raw["signal"],
-        killed_by_timeout=raw["killed"], cpu_s=raw["cpu_s"], duration_s=raw["duration_s"],
+        killed_by=raw["killed"] or None, cpu_s=raw["cpu_s"], duration_s=raw["duration_s"],
         stdout=raw["stdout"], stdout_bytes=raw["stdout_bytes"], stderr=raw["stderr"], stderr_bytes=raw["stderr_bytes"],
     )  # fmt: skip
 
@@ -183,11 +187,19 @@ class _Builder:
         fields.setdefault("tests", tuple(self._reported_tests()))
         return ExecResult(
             status=status, error_type=error_type, message=message, stdout=outcome.stdout, stderr=outcome.stderr,
-            duration_s=round(outcome.duration_s, 6), extra=extra, **fields,
+            duration_s=round(outcome.duration_s, 6), extra=extra, cpu_limit_s=self.program.timeout_s,
+            wall_limit_s=self.program.wall_limit_s, **fields,
         )  # fmt: skip
 
-    def stopped(self, status: Status, error_type: str, message: str) -> ExecResult:
-        """A program that did not finish: the running test (if any) fails with ``error_type``."""
+    def stopped(
+        self, status: Status, error_type: str, message: str, first_failure_wins: bool = True
+    ) -> ExecResult:
+        """A program that did not finish: the running test (if any) fails with ``error_type``.
+
+        With ``first_failure_wins``, a test that failed earlier is the verdict instead (the program
+        was already wrong before it hung or died). Tampering passes False, since nothing the program
+        reported can be trusted then, and so does an output flood, which makes writes fail.
+        """
         tests = self._reported_tests()
         running = self._running()
         phase = "load" if not self.report.load_ok else "test"
@@ -199,16 +211,24 @@ class _Builder:
             tests.append(TestResult(self._name(running), False, error_type, message, failing))
         else:
             failing = next((t.line for t in tests if not t.passed), None)
+        first = next((i for i, error in enumerate(self.report.tests, 1) if error is not None), None)
+        if first_failure_wins and first is not None and first <= len(self.program.tests):
+            error = self.report.tests[first - 1]
+            assert error is not None
+            line = error.get("line") or _first_line(self.program.tests[first - 1].source)
+            return self.failure(error, "test", line, tests=tuple(tests))
         return self.result(status, error_type, message, phase=phase, failing_test=failing, tests=tuple(tests))
 
-    def failure(self, error: dict[str, Any], phase: str, line: str | None = None) -> ExecResult:
+    def failure(
+        self, error: dict[str, Any], phase: str, line: str | None = None, **fields: Any
+    ) -> ExecResult:
         message = error.get("msg", "")
         status = Status.FAILED
         if error["type"] == MEMORY_ERROR:
             status = Status.OUT_OF_MEMORY
             message = message or f"ran out of memory (limit {self.limits.memory_mb:g} MiB)"
         return self.result(status, error["type"], message, traceback=error.get("tb", ""),
-                           phase=phase, failing_test=line)  # fmt: skip
+                           phase=phase, failing_test=line, **fields)  # fmt: skip
 
 
 def _output_overflow(outcome: Outcome, limits: Limits) -> str | None:
@@ -247,23 +267,47 @@ def _crash(b: _Builder) -> ExecResult:
     return b.stopped(Status.CRASHED, EARLY_EXIT, message)
 
 
+def _timeout(program: Program, outcome: Outcome, limits: Limits) -> str | None:
+    """Why the program is a timeout, or None.
+
+    A program that used more CPU time than its limit is one, whoever noticed: the worker's CPU clock
+    (``killed_by == "cpu"``), the kernel's RLIMIT_CPU (a SIGKILL or SIGXCPU at that many seconds), or
+    the final accounting of a program that ended between two readings of the clock. The wall clock
+    decides only when the program was killed at its backstop.
+    """
+    killer = outcome.signal in (signal_module.SIGKILL, signal_module.SIGXCPU)
+    if (
+        outcome.killed_by == "cpu"
+        or outcome.cpu_s > program.timeout_s
+        or (killer and outcome.cpu_s >= limits.cpu_seconds(program.timeout_s) - 0.05)
+    ):
+        return f"exceeded the CPU-time limit of {program.timeout_s:g} s"
+    if outcome.killed_by == "wall" and outcome.signal == signal_module.SIGKILL:
+        return (
+            f"exceeded the wall-clock limit of {program.wall_limit_s:g} s after only {outcome.cpu_s:.2f} s of "
+            f"CPU time (limit {program.timeout_s:g} s): it was waiting (sleep, a blocked read) or starved of CPU"
+        )
+    return None
+
+
 def classify(program: Program, outcome: Outcome, limits: Limits) -> ExecResult:
     """The verdict for one run of ``program``."""
     b = _Builder(program, outcome, limits)
     report = b.report
-    if outcome.killed_by_timeout and outcome.signal == signal_module.SIGKILL:
-        return b.stopped(Status.TIMEOUT, TIMEOUT, f"exceeded the wall-clock limit of {program.timeout_s:g} s")
-    cpu_limit = limits.cpu_seconds(program.timeout_s)
-    if outcome.signal in (signal_module.SIGKILL, signal_module.SIGXCPU) and outcome.cpu_s >= cpu_limit - 0.05:
-        return b.stopped(Status.TIMEOUT, TIMEOUT, f"exceeded the CPU-time limit of {cpu_limit} s")
+    timeout = _timeout(program, outcome, limits)
+    if timeout is not None:
+        return b.stopped(Status.TIMEOUT, TIMEOUT, timeout)
     overflow = _output_overflow(outcome, limits)
     if overflow:
-        return b.stopped(Status.FAILED, OUTPUT_LIMIT, overflow)
+        return b.stopped(Status.FAILED, OUTPUT_LIMIT, overflow, False)  # the cause of any failure it left
     if not (report.end and outcome.exit_code == 0 and outcome.signal is None):
         return _crash(b)
     if not report.ordered or outcome.bad_lines:
         return b.stopped(
-            Status.FAILED, TAMPERING, "the result channel carried messages the test runner did not send"
+            Status.FAILED,
+            TAMPERING,
+            "the result channel carried messages the test runner did not send",
+            False,
         )
     if report.harness is not None:
         return b.failure(report.harness, "harness")
@@ -278,6 +322,6 @@ def classify(program: Program, outcome: Outcome, limits: Limits) -> ExecResult:
             return b.failure(error, "test", line)
     if len(report.tests) != len(program.tests):
         return b.stopped(
-            Status.FAILED, TAMPERING, f"{len(report.tests)} of {len(program.tests)} tests reported"
+            Status.FAILED, TAMPERING, f"{len(report.tests)} of {len(program.tests)} tests reported", False
         )
     return b.result(Status.PASSED, None, "")

@@ -9,6 +9,7 @@ function and one more line in :data:`_SUBCOMMANDS`. Handlers import the sandbox 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -26,8 +27,10 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("file", type=Path, metavar="FILE", help="the Python file to run")
     parser.add_argument(
-        "--timeout", type=float, default=10.0, metavar="S", help="wall-clock limit (default 10)"
+        "--timeout", type=float, default=10.0, metavar="S", help="CPU-time limit in seconds (default 10)"
     )
+    parser.add_argument("--wall-timeout", type=float, default=None, metavar="S",
+                        help="wall-clock backstop (default: 4 x the CPU-time limit + 5 s)")  # fmt: skip
     parser.add_argument("--memory-mb", type=float, default=None, metavar="M",
                         help="address space the program may add (default: Limits().memory_mb)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
@@ -42,8 +45,9 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
             "Assemble every reference solution of the benchmark, written as a model would answer in the "
             "given style, run it against the hidden tests and print passed/total and each failure. With "
             '--samples, check model answers from a JSONL file instead (one {"task_id": ..., '
-            '"completion": ...} object per line, each completion in either style). Exit status 0 '
-            "when everything passed."
+            '"completion": ...} object per line, each completion in either style). Each problem\'s '
+            "CPU-time limit is derived from its reference's measured CPU time (measured once per "
+            "machine and cached), unless --time-limit fixes one. Exit status 0 when everything passed."
         ),
     )
     parser.add_argument("--benchmark", choices=("humaneval", "mbpp"), required=True)
@@ -54,6 +58,8 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
                         help="model answers to check instead of the references")  # fmt: skip
     parser.add_argument("--mbpp", type=Path, default=None, metavar="PATH",
                         help="sanitized-mbpp.json (default: $NEATPIPE_DATA_DIR or the user cache)")  # fmt: skip
+    parser.add_argument("--time-limit", type=float, default=None, metavar="S",
+                        help="one CPU-time limit for every problem instead of the derived ones")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=_check)
 
@@ -82,7 +88,9 @@ def _run(args: argparse.Namespace) -> int:
         limits = Limits() if memory_mb is None else Limits(memory_mb=memory_mb)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    result = run_program(Program(code=code, timeout_s=timeout, label=str(args.file)), limits=limits)
+    wall = None if args.wall_timeout is None else positive_number("--wall-timeout", args.wall_timeout)
+    program = Program(code=code, timeout_s=timeout, wall_timeout_s=wall, label=str(args.file))
+    result = run_program(program, limits=limits)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -93,11 +101,15 @@ def _run(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from neatpipe.bench import BenchmarkDataError, load_benchmark
     from neatpipe.bench.check import SamplesFileError, check_references, check_samples
+    from neatpipe.bench.limits import with_time_limits
+    from neatpipe.bench.problem import ProblemSet
     from neatpipe.cli import CLIError
     from neatpipe.sandbox import Sandbox
 
     if args.mbpp is not None and args.benchmark != "mbpp":
         raise CLIError("--mbpp is only used with --benchmark mbpp")
+    if args.time_limit is not None and not args.time_limit > 0:
+        raise CLIError(f"--time-limit must be positive, got {args.time_limit}")
     try:
         problems = (
             load_benchmark("mbpp", args.mbpp) if args.benchmark == "mbpp" else load_benchmark("humaneval")
@@ -106,6 +118,14 @@ def _check(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     reports = []
     with Sandbox() as sandbox:
+        if args.time_limit is None:
+            problems = with_time_limits(problems, sandbox)
+        else:
+            problems = ProblemSet(
+                problems.benchmark,
+                tuple(dataclasses.replace(p, time_limit_s=args.time_limit) for p in problems),
+                {**problems.options, "time_limits": f"{args.time_limit:g} s for every problem"},
+            )
         if args.samples is not None:
             try:
                 reports.append(check_samples(problems, args.samples, sandbox, style=args.style or "auto"))

@@ -275,6 +275,13 @@ def snapshot(module: types.ModuleType) -> Snapshot:
     return (module.__name__, namespace, keys, tuple(map(namespace.get, keys)))
 
 
+def _resnapshot(old: Snapshot) -> Snapshot:
+    """``old``'s module dict as it is now."""
+    name, namespace = old[0], old[1]
+    keys = tuple(k for k in namespace if type(k) is str and not k.startswith("__"))
+    return (name, namespace, keys, tuple(map(namespace.get, keys)))
+
+
 def find_change(snapshots: Iterable[Snapshot]) -> str | None:
     """``"math.isclose"`` for the first name rebound or deleted since its snapshot, else None."""
     for name, namespace, keys, values in snapshots:
@@ -313,6 +320,14 @@ class ModuleWatch:
         if self._versions is not None:
             self._addresses.append(self._versions.address(module.__dict__))
             self._tags.append(self._versions.of(module.__dict__))
+
+    def accept(self) -> None:
+        """Take the watched modules as they are now as the reference (after a library's import)."""
+        if self._unchanged():
+            return
+        self._snapshots = [_resnapshot(snap) for snap in self._snapshots]
+        if self._versions is not None:
+            self._tags = array.array("Q", map(self._versions.at, self._addresses))
 
     def _unchanged(self) -> bool:
         versions = self._versions

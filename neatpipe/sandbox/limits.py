@@ -28,10 +28,11 @@ class Limits:
 
     ``memory_mb`` is address space the program may add on top of the worker's own baseline (the
     preloaded interpreter, reported as ``baseline_mb`` by :attr:`Sandbox.isolation`), so that the
-    number means the same thing whatever the worker preloads. ``cpu_s`` defaults to the program's
-    wall-clock timeout rounded up plus one second: CPU time cannot exceed wall time on one core, and
-    the extra second keeps the wall clock the limit that normally fires (threads can burn CPU faster
-    than wall time, which the CPU limit catches). ``file_size_mb`` bounds every file the program
+    number means the same thing whatever the worker preloads. ``cpu_s`` is the kernel's RLIMIT_CPU
+    for each process of a program, a hard limit behind the worker's own CPU-time check (which uses
+    the program's ``timeout_s``, to the millisecond); by default that timeout rounded up plus one
+    second, so that it fires only for what the worker's check cannot see in time (several threads
+    burning CPU at once, a child process left running). ``file_size_mb`` bounds every file the program
     writes, its captured stdout and stderr included; ``output_bytes`` is how much of each stream is
     kept in the result. ``max_processes`` counts processes and threads.
     """
@@ -52,7 +53,8 @@ class Limits:
             raise ValueError(f"Limits.cpu_s must be positive or None, got {self.cpu_s!r}")
 
     def cpu_seconds(self, timeout_s: float) -> int:
-        """The RLIMIT_CPU value (whole seconds, as the kernel counts them) for a program."""
+        """The RLIMIT_CPU value (whole seconds, as the kernel counts them) for a program whose CPU-time
+        limit is ``timeout_s``."""
         if self.cpu_s is not None:
             return max(1, math.ceil(self.cpu_s))
         return math.ceil(timeout_s) + 1

@@ -37,7 +37,7 @@ Requests = dict[int, tuple[int, str]]  # request id -> (program index, result-ch
 QUEUE_DEPTH = 2  # programs in flight per worker: one running, one waiting in its pipe
 MAX_SUITES = 1024  # suites (harness + tests) a worker keeps compiled before the pool makes it forget
 START_TIMEOUT_S = 60.0  # a worker that has not said "ready" by then is broken
-WATCHDOG_GRACE_S = 10.0  # a worker silent for a program's timeout plus this long is killed
+WATCHDOG_GRACE_S = 10.0  # a worker silent for a program's wall-clock limit plus this long is killed
 MAX_WORKERS = 64
 _UID_BLOCK = 64  # uids reserved per pool instance (one per worker)
 
@@ -379,7 +379,7 @@ class Sandbox:
         now = time.monotonic()
         for worker in workers:
             head = requests.get(worker.inflight[0]) if worker.inflight else None
-            timeout = programs[head[0]].timeout_s if head is not None else 0.0
+            timeout = programs[head[0]].wall_limit_s if head is not None else 0.0
             if self._pool[worker.slot] is worker and worker.overdue(now, timeout):
                 worker.kill()
                 finished += self._replace(worker, requests, waiting, "stopped answering and was killed")

@@ -41,6 +41,17 @@ def test_filename(index: int) -> str:
 
 HARNESS_FILENAME = "<harness>"
 
+# The wall-clock backstop of a program whose ``wall_timeout_s`` is not given: this many times its CPU
+# limit plus this many seconds. Generous on purpose: on a loaded machine a program gets a fraction of a
+# core, and the CPU limit (not the wall clock) is what should decide that a program is too slow.
+WALL_FACTOR = 4.0
+WALL_SLACK_S = 5.0
+
+
+def wall_backstop(timeout_s: float) -> float:
+    """The default wall-clock limit of a program whose CPU-time limit is ``timeout_s``."""
+    return WALL_FACTOR * timeout_s + WALL_SLACK_S
+
 
 @dataclass(frozen=True)
 class TestCase:
@@ -56,7 +67,12 @@ class TestCase:
 class Program:
     """Candidate code with its harness and tests.
 
-    ``timeout_s`` bounds the wall-clock time of the whole program (load plus all tests).
+    ``timeout_s`` is the CPU time (user plus system seconds, every thread of the program's process and
+    the child processes it waited for) that the whole program (load plus all tests) may use: the limit
+    that decides a ``Timeout`` verdict. CPU time, unlike wall time, barely changes when other processes
+    compete for the cores, so a verdict does not depend on how busy the machine is. ``wall_timeout_s``
+    is a backstop for programs that wait instead of computing (``time.sleep``, a blocked read); by
+    default :func:`wall_backstop` of ``timeout_s``.
     """
 
     code: str
@@ -67,12 +83,20 @@ class Program:
     seed: int = 0
     stop_on_failure: bool = False
     label: str = ""
+    wall_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:
             raise ValueError(f"Program.timeout_s must be positive, got {self.timeout_s!r}")
+        if self.wall_timeout_s is not None and self.wall_timeout_s <= 0:
+            raise ValueError(f"Program.wall_timeout_s must be positive or None, got {self.wall_timeout_s!r}")
         if not isinstance(self.tests, tuple):
             object.__setattr__(self, "tests", tuple(self.tests))
+
+    @property
+    def wall_limit_s(self) -> float:
+        """The wall-clock limit in force: ``wall_timeout_s``, or the backstop derived from ``timeout_s``."""
+        return self.wall_timeout_s if self.wall_timeout_s is not None else wall_backstop(self.timeout_s)
 
 
 class Status(str, enum.Enum):
@@ -80,7 +104,7 @@ class Status(str, enum.Enum):
 
     PASSED = "passed"
     FAILED = "failed"  # an exception in load or in a test (AssertionError, NameError, SystemExit, ...)
-    TIMEOUT = "timeout"  # wall-clock or CPU limit
+    TIMEOUT = "timeout"  # CPU-time limit, or the wall-clock backstop
     OUT_OF_MEMORY = "out_of_memory"
     CRASHED = "crashed"  # the process died without reporting (signal, os._exit, killed harness...)
 
@@ -116,6 +140,8 @@ class ExecResult:
     stderr: str = ""
     duration_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    cpu_limit_s: float | None = None  # the limits the program ran under (None: it never ran)
+    wall_limit_s: float | None = None
 
     @property
     def passed(self) -> bool:

@@ -79,6 +79,7 @@ def program_to_wire(program: Program) -> dict[str, Any]:
         "harness": program.harness,
         "entry_point": program.entry_point,
         "timeout_s": program.timeout_s,
+        "wall_timeout_s": program.wall_timeout_s,
         "seed": program.seed,
         "stop_on_failure": program.stop_on_failure,
         "label": program.label,
@@ -101,6 +102,7 @@ def request_to_wire(program: Program, suite: int) -> dict[str, Any]:
         "s": suite,
         "entry_point": program.entry_point,
         "timeout_s": program.timeout_s,
+        "wall_s": program.wall_limit_s,
         "seed": program.seed,
         "stop_on_failure": program.stop_on_failure,
     }
@@ -113,6 +115,7 @@ def program_from_wire(data: dict[str, Any]) -> Program:
         harness=data["harness"],
         entry_point=data["entry_point"],
         timeout_s=data["timeout_s"],
+        wall_timeout_s=data.get("wall_timeout_s"),
         seed=data["seed"],
         stop_on_failure=data["stop_on_failure"],
         label=data["label"],
@@ -142,6 +145,8 @@ def result_to_wire(result: ExecResult) -> dict[str, Any]:
         "stderr": result.stderr,
         "duration_s": result.duration_s,
         "extra": result.extra,
+        "cpu_limit_s": result.cpu_limit_s,
+        "wall_limit_s": result.wall_limit_s,
     }
 
 

@@ -6,8 +6,9 @@ namespaces while still single-threaded, preloads the modules programs commonly i
 copies of the child runner and the guard, snapshots the modules the tests rely on, and reports which
 isolation features are active. Then it reads requests (JSON lines) from the pool and answers, one
 program at a time: create the result pipe and two memfds for stdout/stderr, point the next child at
-a fresh PID namespace, fork, wait for SIGCHLD or the deadline (then SIGKILL), read what came back,
-empty the working directory, and send the raw observations; the pool parses and classifies them.
+a fresh PID namespace, fork, wait for SIGCHLD, the child's CPU time reaching its limit or the
+wall-clock backstop (then SIGKILL), read what came back, empty the working directory, and send the raw
+observations; the pool parses and classifies them.
 
 The worker never runs untrusted code itself and never decodes what a child wrote.
 """
@@ -56,6 +57,7 @@ RESULT_PIPE_BYTES = 1 << 20
 GC_EVERY = 1000  # programs between two collections in the worker
 KILL_WAIT_S = 5.0
 IDLE_CHECK_S = 2.0  # how often an idle worker checks that its pool is still alive
+CPU_POLL_S = (0.005, 0.25)  # bounds of the wait between two readings of a running child's CPU clock
 
 
 def load_private(name: str) -> types.ModuleType:
@@ -205,7 +207,7 @@ class Worker:
             harness_modules=suite.modules, tests=suite.tests, entry_point=spec["entry_point"],
             seed=spec["seed"], stop_on_failure=spec["stop_on_failure"], token=token, flushers=self.flushers,
         )  # fmt: skip
-        return self._execute(job, spec["timeout_s"])
+        return self._execute(job, spec["timeout_s"], spec["wall_s"])
 
     def _capture_file(self, name: str) -> int:
         """An anonymous file for a captured stream (an unlinked one, next to the working directory,
@@ -217,8 +219,10 @@ class Worker:
         os.unlink(path)
         return fd
 
-    def _execute(self, job: Any, timeout_s: float) -> dict[str, Any]:
-        """Fork, supervise and clean up after one child; the raw observations."""
+    def _execute(self, job: Any, timeout_s: float, wall_s: float) -> dict[str, Any]:
+        """Fork, supervise and clean up after one child; the raw observations.
+
+        ``timeout_s`` is the child's CPU-time limit, ``wall_s`` its wall-clock backstop."""
         read_end, write_end = os.pipe()
         if hasattr(fcntl, "F_SETPIPE_SZ"):
             try:
@@ -230,7 +234,7 @@ class Worker:
             pid, start = self._fork(job, isolation.ChildFiles(self.devnull, out, err, write_end), timeout_s)
             os.close(write_end)
             write_end = -1
-            status, rusage, killed = self._wait(pid, start + timeout_s)
+            status, rusage, killed = self._wait(pid, timeout_s, start + wall_s)
             duration = time.monotonic() - start
             if self.plan.pidns_fd is None:
                 isolation.kill_strays(pid)
@@ -311,24 +315,38 @@ class Worker:
             if reaped == pid:
                 found = (status, rusage)
 
-    def _wait(self, pid: int, deadline: float) -> tuple[int, Any, bool]:
-        """Wait for ``pid`` to exit, SIGKILLing it (and its process group) at the deadline."""
-        killed = False
+    def _wait(self, pid: int, cpu_limit: float, deadline: float) -> tuple[int, Any, str | None]:
+        """Wait for ``pid`` to exit, SIGKILLing it (and its process group) when its CPU time reaches
+        ``cpu_limit`` or the wall clock reaches ``deadline``; also says which limit killed it.
+
+        The CPU clock is read when the wait starts and then only when the child could have reached
+        its limit on one core since the last reading (at least every 0.25 s), so a program that ends
+        within milliseconds costs one reading: its SIGCHLD wakes the worker first. RLIMIT_CPU stays as
+        the hard limit in between (several threads can burn CPU faster than one core).
+        """
+        killed: str | None = None
+        clock = _cpu_clock(pid)
         while True:
             reaped = self._reap(pid)
             if reaped is not None:
                 self.running = None
                 return reaped[0], reaped[1], killed
             remaining = deadline - time.monotonic()
-            if remaining <= 0 and not killed:
-                for kill, target in ((os.kill, pid), (os.killpg, pid)):
-                    try:
-                        kill(target, signal.SIGKILL)
-                    except OSError:
-                        pass
-                killed = True
-                continue
-            select.select([self.wake_r], [], [], KILL_WAIT_S if killed else remaining)
+            wait = KILL_WAIT_S
+            if killed is None:
+                used = _cpu_time(clock)
+                if remaining <= 0 or (used is not None and used >= cpu_limit):
+                    killed = "wall" if used is None or used < cpu_limit else "cpu"
+                    for kill, target in ((os.kill, pid), (os.killpg, pid)):
+                        try:
+                            kill(target, signal.SIGKILL)
+                        except OSError:
+                            pass
+                    continue
+                wait = remaining
+                if used is not None:
+                    wait = min(remaining, max(CPU_POLL_S[0], min(CPU_POLL_S[1], cpu_limit - used)))
+            select.select([self.wake_r], [], [], wait)
             try:
                 while os.read(self.wake_r, 4096):
                     pass
@@ -413,6 +431,24 @@ def _preload() -> None:
             __import__(name)
         except ImportError:
             pass
+
+
+def _cpu_clock(pid: int) -> int | None:
+    """The id of the POSIX CPU-time clock of process ``pid`` (Linux encodes it from the pid, and lets
+    a parent read its child's clock), or None where there is no such clock to read."""
+    if not sys.platform.startswith("linux"):
+        return None
+    return (~pid << 3) | 2  # MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
+
+
+def _cpu_time(clock: int | None) -> float | None:
+    """CPU seconds used so far by the process (all its threads) behind ``clock``; None if unreadable."""
+    if clock is None:
+        return None
+    try:
+        return time.clock_gettime(clock)
+    except OSError:  # already reaped, or a kernel without per-process clocks: RLIMIT_CPU still holds
+        return None
 
 
 def _read_all(fd: int, limit: int) -> bytes:
