@@ -338,7 +338,11 @@ def test_evaluate_cache_none_runs_without_a_cache_file_and_writes_with_the_umask
     finally:
         os.umask(old)
     assert "pass@1" in capsys.readouterr().out
-    assert os.listdir(tmp_path) == ["ev"]
+    assert sorted(os.listdir(tmp_path)) == ["default-cache", "ev"]
+    cached = sorted(
+        p.relative_to(tmp_path / "default-cache").parts[0] for p in (tmp_path / "default-cache").rglob("*")
+    )
+    assert set(cached) == {"reference-costs"}  # the measured reference costs, and no completion cache
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "ev").iterdir()}
     assert modes == {"trajectories.jsonl": 0o644, "evaluation.json": 0o644}
 

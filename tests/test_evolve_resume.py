@@ -470,3 +470,22 @@ def test_one_sandbox_per_run_and_nothing_left_running(tmp_path: Path) -> None:
     # one pool: its workers, each with at most one program child running at the moment we look
     assert 0 < most[0] <= 2 * default_workers()
     assert descendants() - before == set()
+
+
+def test_time_limits_are_derived_once_and_kept_by_the_run(
+    copied_run: Path, reference: EvolutionRun, tmp_path: Path, monkeypatch
+) -> None:
+    import sqlite3
+
+    limits = json.loads((reference.run_dir / "run.json").read_text())["time_limits"]
+    assert len(limits) == 164 and min(limits.values()) >= 6.0  # every HumanEval problem, the floor at least
+    with sqlite3.connect(copied_run / "evaluations.sqlite") as db:
+        before = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    # on a machine whose reference costs are unknown (or differ), the resumed run keeps its own limits:
+    # every validation result comes back from the store instead of being judged again
+    monkeypatch.setenv("NEATPIPE_CACHE_DIR", str(tmp_path / "elsewhere"))
+    again = evolve(resume=copied_run, progress=False)
+    with sqlite3.connect(copied_run / "evaluations.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM results").fetchone()[0] == before
+    assert not (tmp_path / "elsewhere").exists()  # nothing was measured
+    assert outcome(copied_run) == outcome(reference.run_dir) and again.status == "finished"

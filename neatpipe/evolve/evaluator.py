@@ -98,7 +98,7 @@ def result_from_trajectory(trajectory: Any, seed: int, synthetic: bool = False) 
 
 
 def problem_digest(problem: Problem) -> str:
-    """A short digest of what decides a problem's results: its text and its tests."""
+    """A short digest of what decides a problem's results: its text, its tests and its time limit."""
     parts = [
         problem.benchmark,
         problem.task_id,
@@ -108,6 +108,7 @@ def problem_digest(problem: Problem) -> str:
         list(problem.visible_tests),
         list(problem.hidden_tests),
         problem.test_setup,
+        problem.time_limit_s,
     ]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 

@@ -825,6 +825,7 @@ def evolve(
         problems = exp.load_problems()
         initial = _initial_genomes(exp) if exp.mode == "evolve" else []
         sandbox = stack.enter_context(Sandbox())
+        problems = _time_limited(problems, sandbox, state)
         models = _build_models(exp, runner=sandbox.run_many)
         stack.callback(_close_all, models)
         if resume is None:
@@ -848,6 +849,24 @@ def evolve(
             raise RunInterrupted(run_dir) from None
         _set_status(run_dir, "stopped" if run.status.startswith("stopped") else "finished")
         return run
+
+
+def _time_limited(problems: Any, sandbox: Any, state: dict[str, Any]) -> Any:
+    """The problems with their CPU-time limits: the ones the run started with (kept in ``run.json``, so a
+    resumed run judges programs as before), else derived from the references' cost on this machine
+    (``neatpipe.bench.limits``) and kept in ``state``."""
+    from dataclasses import replace
+
+    from neatpipe.bench.limits import with_time_limits
+    from neatpipe.bench.problem import ProblemSet
+
+    kept = state.get("time_limits")
+    if kept is None:
+        problems = with_time_limits(problems, sandbox)
+        state["time_limits"] = {p.task_id: p.time_limit_s for p in problems}
+        return problems
+    limited = tuple(replace(p, time_limit_s=float(kept.get(p.task_id, p.time_limit_s))) for p in problems)
+    return ProblemSet(problems.benchmark, limited, {**problems.options, "time_limits": "kept in run.json"})
 
 
 def _set_status(run_dir: Path, status: str) -> None:

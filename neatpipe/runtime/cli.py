@@ -85,7 +85,7 @@ def read_model_pool(path: Path | None, pairs: list[str]) -> dict[str, Any]:
 
 
 def _problems(args: argparse.Namespace) -> Any:
-    from neatpipe.bench import BenchmarkDataError, load_humaneval, load_mbpp, subset
+    from neatpipe.bench import BenchmarkDataError, SubsetSchedule, load_humaneval, load_mbpp
     from neatpipe.cli import CLIError
 
     try:
@@ -97,7 +97,7 @@ def _problems(args: argparse.Namespace) -> Any:
     if args.limit is not None:
         if not 0 < args.limit <= len(problems):
             raise CLIError(f"--limit must be between 1 and {len(problems)}, got {args.limit}")
-        return subset(problems, args.limit, seed=args.seed)
+        return SubsetSchedule(problems, args.limit, seed=args.seed).for_generation(0)  # as experiments draw
     if args.subset is not None:
         ids = read_subset(args.subset)
         known = set(problems.task_ids)
@@ -137,6 +137,7 @@ def read_subset(path: Path) -> list[str]:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from neatpipe.bench.limits import with_time_limits
     from neatpipe.cli import CLIError
     from neatpipe.evolve.designs import (
         Design,
@@ -177,6 +178,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     cache = CompletionCache(None if choice == "default" else choice) if choice else None
     models: dict[str, Any] = {}
     with Sandbox() as sandbox:  # one sandbox: the evaluation's programs and the synthetic coder's checks
+        problems = with_time_limits(problems, sandbox)  # CPU-time limits from the references' cost
         try:
             for name in needed:
                 models[name] = load_backend(pool[name], cache, runner=sandbox.run_many)
