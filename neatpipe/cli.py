@@ -20,7 +20,7 @@ from neatpipe.errors import NeatpipeError, bounded
 
 # Modules that contribute subcommands, in the order they appear in --help.
 _COMMAND_MODULES = (
-    "neatpipe.evolve.cli",
+    "neatpipe.evolution.cli",
     "neatpipe.runtime.cli",
     "neatpipe.analysis.cli",
     "neatpipe.sandbox.cli",

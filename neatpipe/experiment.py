@@ -36,12 +36,12 @@ import yaml
 
 from neatpipe.errors import NeatpipeError, shown
 from neatpipe.genome.errors import ConfigError, GenomeError, problems_message
+from neatpipe.genome.prompts import PROMPT_POOLS
 from neatpipe.genome.settings import NEAT_DEFAULTS, GenomeSettings
 from neatpipe.io import FileError, load_yaml, read_text
 from neatpipe.models.cache import CACHE_MODES, cache_choice
 from neatpipe.models.errors import CacheError, SpecError
 from neatpipe.models.spec import HFSpec, ModelSpec, parse_spec, spec_to_mapping
-from neatpipe.runtime.prompts import PROMPT_POOLS
 from neatpipe.seeds import derive_seed
 
 FORMAT = "neatpipe-experiment/1"
@@ -634,7 +634,7 @@ class OutputSettings:
 
 @dataclass(frozen=True)
 class PromptPools:
-    """Which prompt variants (neatpipe/runtime/prompts.py) each role may use, by name. Genomes draw a
+    """Which prompt variants (neatpipe/genome/prompts.py) each role may use, by name. Genomes draw a
     prompt by index from the start of the pool, so a list must be the pool's first variants in order."""
 
     generator: tuple[str, ...] = _f(doc="generator variants", factory=lambda: _pool_names("generator"))

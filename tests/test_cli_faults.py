@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from neatpipe.cli import main
-from neatpipe.evolve.runlog import GenerationLog
+from neatpipe.evolution.runlog import GenerationLog
 from neatpipe.experiment import load_experiment
 from neatpipe.io import MAX_ALIAS_NODES
 

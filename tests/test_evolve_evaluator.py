@@ -18,7 +18,7 @@ import neat
 import pytest
 
 from neatpipe.bench import Problem, ProblemSet
-from neatpipe.evolve import (
+from neatpipe.evolution import (
     STUDY_PENALTY,
     Evaluator,
     Penalty,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from neatpipe.cli import main
-from neatpipe.evolve.run import evolve
+from neatpipe.evolution.run import evolve
 
 BASE = """\
 format: neatpipe-experiment/1

@@ -13,7 +13,7 @@ import pytest
 from neat.reporting import ReporterSet
 from neat.species import Species
 
-from neatpipe.evolve import (
+from neatpipe.evolution import (
     STUDY_PENALTY,
     Evaluation,
     Penalty,

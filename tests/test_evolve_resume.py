@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from neatpipe.cli import main
-from neatpipe.evolve.checkpoint import CheckpointError, load_checkpoint
-from neatpipe.evolve.run import EvolutionRun, RunInterrupted, SetupError, evolve
-from neatpipe.evolve.runlog import RunDirError, RunLock, read_history
+from neatpipe.evolution.checkpoint import CheckpointError, load_checkpoint
+from neatpipe.evolution.run import EvolutionRun, RunInterrupted, SetupError, evolve
+from neatpipe.evolution.runlog import RunDirError, RunLock, read_history
 
 GENERATIONS = 5
 
@@ -105,7 +105,7 @@ KILLER = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
-    import neatpipe.evolve.evaluator as ev
+    import neatpipe.evolution.evaluator as ev
     from neatpipe.cli import main
 
     run_dir, how, at = Path(sys.argv[1]), getattr(signal, sys.argv[2]), int(sys.argv[3])
@@ -249,7 +249,7 @@ def test_a_second_writer_is_refused_and_a_dead_holder_does_not_block(reference: 
 
 def test_a_second_process_is_refused_at_once(reference: EvolutionRun, tmp_path: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from neatpipe.evolve.runlog import "
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from neatpipe.evolution.runlog import "
          "RunLock; lock = RunLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(60)",
          str(reference.run_dir)],
         stdout=subprocess.PIPE, text=True,
@@ -355,7 +355,7 @@ def test_a_crash_between_checkpoint_and_its_record_resumes_a_generation_earlier(
 def test_interrupting_in_process_raises_run_interrupted_naming_the_run(
     tmp_path: Path, experiment: Path, monkeypatch
 ) -> None:
-    import neatpipe.evolve.evaluator as ev
+    import neatpipe.evolution.evaluator as ev
 
     real = ev.ResultStore.put_many
 
@@ -393,7 +393,7 @@ def test_the_problems_logged_are_the_problems_scored(reference: EvolutionRun) ->
 
 
 def test_champion_is_the_best_validated_and_every_output_names_it(reference: EvolutionRun) -> None:
-    from neatpipe.evolve.evaluator import ResultStore
+    from neatpipe.evolution.evaluator import ResultStore
     from neatpipe.genome import load_genome
 
     rows = reference.validation
@@ -421,7 +421,7 @@ def test_champion_is_the_best_validated_and_every_output_names_it(reference: Evo
     assert load_genome(reference.run_dir / "champion.yaml").behaviour_hash() == h
     assert EvolutionRun.load(reference.run_dir).champion.behaviour_hash() == h
     assert reference.champion_fitness == champion_row["search_fitness"]
-    from neatpipe.evolve.report import write_report
+    from neatpipe.evolution.report import write_report
 
     report = write_report(reference.run_dir).markdown.read_text()
     assert f"`{h}`" in report and f"validated pass@1 {champion_row['mean']:.3f}" in report
@@ -450,7 +450,7 @@ def descendants() -> set[int]:
 def test_one_sandbox_per_run_and_nothing_left_running(tmp_path: Path) -> None:
     """Four synthetic presets check their candidates in the run's one sandbox; when the run ends, every
     process it started is gone."""
-    from neatpipe.evolve.run import Progress
+    from neatpipe.evolution.run import Progress
     from neatpipe.sandbox.pool import default_workers
 
     text = EXPERIMENT.replace(

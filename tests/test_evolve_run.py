@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from neatpipe.cli import main
-from neatpipe.evolve import run as run_module
-from neatpipe.evolve.checkpoint import CheckpointError, load_checkpoint
-from neatpipe.evolve.run import EvolutionRun, evolve
-from neatpipe.evolve.runlog import read_history
+from neatpipe.evolution import run as run_module
+from neatpipe.evolution.checkpoint import CheckpointError, load_checkpoint
+from neatpipe.evolution.run import EvolutionRun, evolve
+from neatpipe.evolution.runlog import read_history
 
 EXPERIMENT = """\
 format: neatpipe-experiment/1
@@ -278,7 +278,7 @@ def test_evolution_validates_baselines_next_to_champions(tmp_path: Path) -> None
 def test_progress_reports_each_genome_and_each_generation(tmp_path: Path) -> None:
     import io
 
-    from neatpipe.evolve.run import Progress
+    from neatpipe.evolution.run import Progress
 
     class Recorder(Progress):
         def __init__(self) -> None:

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from neatpipe.analysis import load_trajectories, regression_table, transition_table
 from neatpipe.analysis.iterations import Step, neatpipe_sets_from_records
 from neatpipe.bench import Problem, ProblemSet
-from neatpipe.evolve import Evaluator, Penalty, Racing, ResultStore
+from neatpipe.evolution import Evaluator, Penalty, Racing, ResultStore
 from neatpipe.genome import PipelineGenome, load_genome
 from neatpipe.genome.fileio import LoadedGenome, genome_from_yaml
 from neatpipe.models import Backend, ChatRequest, Completion

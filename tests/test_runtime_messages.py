@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from neatpipe.bench import load_humaneval, load_mbpp
+from neatpipe.genome.prompts import ANALYZER_PROMPTS, GENERATOR_PROMPTS, REFINER_PROMPTS
 from neatpipe.runtime import messages as M
-from neatpipe.runtime.prompts import ANALYZER_PROMPTS, GENERATOR_PROMPTS, REFINER_PROMPTS
 from neatpipe.sandbox.program import ExecResult, Status
 
 CODE = "def add(a, b):\n    return a - b\n"

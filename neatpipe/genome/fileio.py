@@ -34,6 +34,7 @@ from neatpipe.genome.genes import (
     Role,
 )
 from neatpipe.genome.genome import PipelineGenome
+from neatpipe.genome.prompts import prompt_pool
 from neatpipe.genome.settings import GenomeSettings
 from neatpipe.genome.structure import Rules, default_name, find_problems, topological_order
 from neatpipe.io import (  # noqa: F401 - the atomic writes and the YAML loader are used from here too
@@ -45,7 +46,6 @@ from neatpipe.io import (  # noqa: F401 - the atomic writes and the YAML loader 
     load_yaml,
     read_text,
 )
-from neatpipe.runtime.prompts import prompt_pool
 
 FORMAT = "neatpipe-genome/1"
 _TOP_FIELDS = ("format", "description", "key", "fitness", "nodes", "edges")

@@ -70,7 +70,7 @@ class NodeGene:
     key: int
     role: Role
     model: str | None = None  # a name from the experiment's model pool
-    prompt: int | None = None  # index into the role's prompt pool (neatpipe.runtime.prompts)
+    prompt: int | None = None  # index into the role's prompt pool (neatpipe.genome.prompts)
     temperature: float | None = None
     max_tokens: int | None = None  # token budget of one model call
     iterations: int | None = None  # refiner: how many execute -> (analyze) -> refine rounds at most

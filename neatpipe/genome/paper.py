@@ -30,9 +30,9 @@ from neatpipe.errors import shown
 from neatpipe.genome.errors import GenomeError, Problem
 from neatpipe.genome.fileio import FORMAT, LoadedGenome, genome_from_data
 from neatpipe.genome.genes import Role
+from neatpipe.genome.prompts import prompt_pool
 from neatpipe.genome.settings import GenomeSettings
 from neatpipe.io import FileError, read_text
-from neatpipe.runtime.prompts import prompt_pool
 
 _STOPWORDS = frozenset(
     "a an and are as at be before below by code do does for from if in into is it its of on one only "

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from neatpipe.genome.genes import OUTPUT, PROBLEM, NodeGene, Role
 from neatpipe.genome.genome import PipelineGenome
+from neatpipe.genome.prompts import prompt_pool
 from neatpipe.genome.structure import default_name, topological_order
-from neatpipe.runtime.prompts import prompt_pool
 
 _COLOURS = {
     "problem": "#e8e8e8",

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from neatpipe.genome.errors import ConfigError
 from neatpipe.genome.genes import FEEDBACK_CHOICES, SELECTOR_STRATEGIES, Role
-from neatpipe.runtime.prompts import default_pool_sizes
+from neatpipe.genome.prompts import default_pool_sizes
 
 #: The model pool names the baselines use; experiment files map each to a backend spec.
 DEFAULT_MODELS: tuple[str, ...] = (

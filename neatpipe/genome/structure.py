@@ -43,7 +43,7 @@ from neatpipe.genome.genes import (
     NodeGene,
     Role,
 )
-from neatpipe.runtime.prompts import default_pool_sizes
+from neatpipe.genome.prompts import default_pool_sizes
 
 _SHORT = {
     Role.GENERATOR: "gen",

@@ -66,12 +66,12 @@ from neatpipe.bench.assemble import assemble, reference_answer
 from neatpipe.bench.humaneval import BenchmarkDataError, load_humaneval
 from neatpipe.bench.mbpp import load_mbpp
 from neatpipe.bench.problem import Problem, ProblemSet
+from neatpipe.genome.prompts import PROMPT_POOLS
 from neatpipe.models.base import Backend
 from neatpipe.models.errors import SpecError
 from neatpipe.models.spec import SyntheticSpec, parse_spec
 from neatpipe.models.types import ChatRequest, Completion
 from neatpipe.runtime import messages as M
-from neatpipe.runtime.prompts import PROMPT_POOLS
 from neatpipe.sandbox.program import ExecResult, Program
 
 # Bump when answers change for the same request, so completion caches keyed on identity() stay honest.

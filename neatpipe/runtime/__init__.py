@@ -4,7 +4,7 @@
 >>> run = run_pipeline(genome, problems, {"coder": backend}, sandbox, seed=0)     # doctest: +SKIP
 >>> write_trajectories("runs/x/trajectories.jsonl", run.trajectories)             # doctest: +SKIP
 
-Names are loaded on first use: :mod:`neatpipe.genome` imports :mod:`neatpipe.runtime.prompts`, and the
+Names are loaded on first use: :mod:`neatpipe.genome` imports :mod:`neatpipe.genome.prompts`, and the
 runner imports the genome package, so importing them eagerly here would be circular.
 See ``docs/runtime.md``.
 """

@@ -139,14 +139,14 @@ def read_subset(path: Path) -> list[str]:
 def _evaluate(args: argparse.Namespace) -> int:
     from neatpipe.bench.limits import with_time_limits
     from neatpipe.cli import CLIError
-    from neatpipe.evolve.designs import (
+    from neatpipe.evolution.designs import (
         Design,
         designs_report,
         evaluate_designs,
         render_designs,
         write_design_files,
     )
-    from neatpipe.evolve.evaluator import Evaluator
+    from neatpipe.evolution.evaluator import Evaluator
     from neatpipe.genome import GenomeError, load_genome
     from neatpipe.io import check_output_dir
     from neatpipe.models import CompletionCache, load_backend

@@ -1,6 +1,6 @@
 """The chat messages every model-calling node sends, and the execution-feedback text inside them.
 
-Each role gets one system message (the prompt variant's text from :mod:`neatpipe.runtime.prompts`) and
+Each role gets one system message (the prompt variant's text from :mod:`neatpipe.genome.prompts`) and
 one user message made of sections under fixed Markdown headings::
 
     ## Task               the benchmark's task text (HumanEval's prompt; MBPP's description and asserts)
@@ -26,8 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from neatpipe.bench.problem import Problem
+from neatpipe.genome.prompts import PromptVariant, prompt_index, prompt_variant
 from neatpipe.models.types import ChatMessage
-from neatpipe.runtime.prompts import PromptVariant, prompt_index, prompt_variant
 from neatpipe.sandbox.program import ExecResult, Status
 
 TASK_HEADING = "## Task"

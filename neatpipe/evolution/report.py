@@ -1,6 +1,6 @@
 """``neatpipe report RUN_DIR``: a Markdown and an HTML report of an evolution run, with plots.
 
-The report reads only the run directory (see :mod:`neatpipe.evolve.runlog`): the generation log, the
+The report reads only the run directory (see :mod:`neatpipe.evolution.runlog`): the generation log, the
 champion's graph file, its validation and its trajectories. It can be written again at any time,
 also for a run that is still going or was interrupted (it then says so).
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from neatpipe.errors import shown
-from neatpipe.evolve.runlog import (
+from neatpipe.evolution.runlog import (
     EXPERIMENT_FILE,
     SUMMARY_FILE,
     TRAJECTORIES_DIR,
@@ -323,8 +323,8 @@ def _markdown_to_html(text: str, title: str) -> str:
 
 def build_designs_markdown(run_dir: Path) -> str:
     """The report of a fixed-design run (``mode: evaluate``): each design's pass@1, the pairs, the tables."""
-    from neatpipe.evolve.compare import compare_runs, render_comparison
-    from neatpipe.evolve.designs import EVALUATION_FILE, TRAJECTORIES_FILE
+    from neatpipe.evolution.compare import compare_runs, render_comparison
+    from neatpipe.evolution.designs import EVALUATION_FILE, TRAJECTORIES_FILE
 
     summary = _read_summary(run_dir)
     data = read_json(run_dir / EVALUATION_FILE)
@@ -349,7 +349,7 @@ def build_designs_markdown(run_dir: Path) -> str:
 
 def write_report(run_dir: str | os.PathLike[str]) -> ReportFiles:
     """Write ``report.md``, ``report.html`` and ``plots/*.png`` into ``run_dir``."""
-    from neatpipe.evolve.designs import EVALUATION_FILE
+    from neatpipe.evolution.designs import EVALUATION_FILE
 
     root = Path(run_dir)
     if not root.is_dir():

@@ -22,15 +22,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from neatpipe.errors import NeatpipeError
-from neatpipe.evolve.checkpoint import (
+from neatpipe.evolution.checkpoint import (
     CHECKPOINTS_DIR,
     capture,
     checkpoint_name,
     load_checkpoint,
     save_checkpoint,
 )
-from neatpipe.evolve.evaluator import NeatFitness, SearchRecord
-from neatpipe.evolve.runlog import (
+from neatpipe.evolution.evaluator import NeatFitness, SearchRecord
+from neatpipe.evolution.runlog import (
     GENERATIONS_FILE,
     GENOMES_DIR,
     RUN_STATE_FILE,
@@ -93,7 +93,7 @@ class EvolutionRun:
 
     @classmethod
     def load(cls, run_dir: str | Path) -> EvolutionRun:
-        from neatpipe.evolve.runlog import read_json
+        from neatpipe.evolution.runlog import read_json
         from neatpipe.genome import load_genome
 
         root = Path(run_dir)
@@ -210,12 +210,12 @@ def run_evolution(
     At the end the best ``validate_top`` distinct genomes by search fitness over *every* generation (kept
     in the evaluator's result store, so a resumed run chooses what the uninterrupted run chose) are
     re-scored on ``held_out`` with ``validate_repeats`` repeats, with the ``baselines``
-    (:class:`~neatpipe.evolve.designs.Design`) next to them; the champion is the best validated of them.
+    (:class:`~neatpipe.evolution.designs.Design`) next to them; the champion is the best validated of them.
     ``on_generation_done(log)`` is called after each generation is logged and checkpointed.
     """
     import neat
 
-    from neatpipe.evolve.evaluator import ResultStore
+    from neatpipe.evolution.evaluator import ResultStore
 
     run_dir.mkdir(parents=True, exist_ok=True)
     progress = progress or Progress(None)
@@ -536,7 +536,7 @@ def _validate_baselines(
     evaluator: Any, baselines: Sequence[Any], held_out: Sequence[Any], repeats: int
 ) -> list[dict[str, Any]]:
     """Fixed designs scored on the same held-out problems as the champions (no search fitness)."""
-    from neatpipe.evolve.designs import evaluate_designs
+    from neatpipe.evolution.designs import evaluate_designs
 
     rows = []
     for r in evaluate_designs(evaluator, baselines, list(held_out), repeats=repeats):
@@ -676,14 +676,14 @@ def _close_all(models: Mapping[str, Any]) -> None:
 
 
 def _penalty(experiment: Any) -> Any:
-    from neatpipe.evolve.fitness import Penalty
+    from neatpipe.evolution.fitness import Penalty
 
     p = experiment.fitness.penalty
     return Penalty.of(p.kind, p.weight)
 
 
 def _racing(experiment: Any) -> Any:
-    from neatpipe.evolve.evaluator import Racing
+    from neatpipe.evolution.evaluator import Racing
 
     r = experiment.fitness.racing
     if not r.enabled:
@@ -779,7 +779,7 @@ def evolve(
     """
     from contextlib import ExitStack
 
-    from neatpipe.evolve.runlog import EXPERIMENT_FILE, NEAT_CONFIG_FILE, RunLock
+    from neatpipe.evolution.runlog import EXPERIMENT_FILE, NEAT_CONFIG_FILE, RunLock
     from neatpipe.experiment import Experiment, load_experiment
     from neatpipe.sandbox import Sandbox
 
@@ -877,7 +877,7 @@ def _set_status(run_dir: Path, status: str) -> None:
 
 def _check_new_run_dir(run_dir: Path) -> None:
     """A new run goes into a folder that is not a file and holds no run yet."""
-    from neatpipe.evolve.runlog import EXPERIMENT_FILE
+    from neatpipe.evolution.runlog import EXPERIMENT_FILE
 
     if run_dir.exists() and not run_dir.is_dir():
         raise SetupError(f"{run_dir}: exists and is not a directory; choose another --out")
@@ -887,7 +887,7 @@ def _check_new_run_dir(run_dir: Path) -> None:
 
 def _kept_experiment(run_dir: Path, state: Mapping[str, Any]) -> Any:
     """The experiment kept in a run directory, refused when it changed since the run started."""
-    from neatpipe.evolve.runlog import EXPERIMENT_FILE
+    from neatpipe.evolution.runlog import EXPERIMENT_FILE
     from neatpipe.experiment import load_experiment
 
     path = run_dir / EXPERIMENT_FILE
@@ -905,7 +905,7 @@ def _kept_experiment(run_dir: Path, state: Mapping[str, Any]) -> Any:
 
 def _evaluator(exp: Any, models: Mapping[str, Any], sandbox: Any, store: Any, repeats: int) -> Any:
     """The evaluator an experiment asks for, over its models, a started sandbox and the run's store."""
-    from neatpipe.evolve.evaluator import Evaluator
+    from neatpipe.evolution.evaluator import Evaluator
 
     return Evaluator(
         models,
@@ -928,9 +928,9 @@ def _evolve_experiment(
     options: Mapping[str, Any],
     progress: bool | Progress,
 ) -> EvolutionRun:
-    from neatpipe.evolve.designs import experiment_designs
-    from neatpipe.evolve.evaluator import ResultStore
-    from neatpipe.evolve.runlog import EVALUATIONS_FILE
+    from neatpipe.evolution.designs import experiment_designs
+    from neatpipe.evolution.evaluator import ResultStore
+    from neatpipe.evolution.runlog import EVALUATIONS_FILE
 
     config = exp.neat_config()
     pool, held_out = exp.split_problems(problems)
@@ -971,15 +971,15 @@ def _evaluate_experiment(
 ) -> EvolutionRun:
     """``mode: evaluate``: score the experiment's fixed designs with repeats; results that an interrupted
     session already paid for come back from the run's result store."""
-    from neatpipe.evolve.designs import (
+    from neatpipe.evolution.designs import (
         designs_report,
         evaluate_designs,
         experiment_designs,
         render_designs,
         write_design_files,
     )
-    from neatpipe.evolve.evaluator import ResultStore
-    from neatpipe.evolve.runlog import EVALUATIONS_FILE
+    from neatpipe.evolution.evaluator import ResultStore
+    from neatpipe.evolution.runlog import EVALUATIONS_FILE
 
     problems = list(exp.search_subset(problems, 0))
     designs = experiment_designs(exp)

@@ -27,7 +27,7 @@ from typing import Any
 from neatpipe.bench.problem import Problem, ProblemSet
 from neatpipe.bench.subsets import SubsetSchedule
 from neatpipe.errors import NeatpipeError
-from neatpipe.evolve.fitness import (
+from neatpipe.evolution.fitness import (
     BOUNDS,
     STUDY_PENALTY,
     Evaluation,

@@ -1,5 +1,5 @@
-"""``neatpipe evolve | report | compare``: thin layers over :func:`neatpipe.evolve.evolve`,
-:func:`neatpipe.evolve.report.write_report` and :func:`neatpipe.evolve.compare.compare_runs`."""
+"""``neatpipe evolve | report | compare``: thin layers over :func:`neatpipe.evolution.evolve`,
+:func:`neatpipe.evolution.report.write_report` and :func:`neatpipe.evolution.compare.compare_runs`."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def _evolve(args: argparse.Namespace) -> int:
     import signal
 
     from neatpipe.cli import CLIError
-    from neatpipe.evolve.run import RunInterrupted, evolve
+    from neatpipe.evolution.run import RunInterrupted, evolve
 
     if args.experiment is None and args.resume is None:
         raise CLIError("give an experiment file, or --resume RUN_DIR")
@@ -102,7 +102,7 @@ def _evolve(args: argparse.Namespace) -> int:
         sd = f" ± {d['sd']:.3f}" if d.get("sd") is not None else ""
         print(f"{d['label']}: pass@1 {d['mean']:.3f}{sd} over {d['repeats']} repeat(s)")
     if not args.no_report and (run.history or run.designs):
-        from neatpipe.evolve.report import write_report
+        from neatpipe.evolution.report import write_report
 
         files = write_report(run.run_dir)
         print(f"report: {files.markdown}  {files.html}")
@@ -111,8 +111,8 @@ def _evolve(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from neatpipe.cli import CLIError
-    from neatpipe.evolve.report import write_report
-    from neatpipe.evolve.runlog import RunDirError
+    from neatpipe.evolution.report import write_report
+    from neatpipe.evolution.runlog import RunDirError
 
     try:
         files = write_report(args.run_dir)
@@ -126,8 +126,8 @@ def _compare(args: argparse.Namespace) -> int:
     import json
 
     from neatpipe.cli import CLIError
-    from neatpipe.evolve.compare import compare_runs, render_comparison
-    from neatpipe.evolve.runlog import RunDirError
+    from neatpipe.evolution.compare import compare_runs, render_comparison
+    from neatpipe.evolution.runlog import RunDirError
 
     try:
         comparison = compare_runs(args.paths)

@@ -1,17 +1,14 @@
 """Evolution: fitness with a complexity penalty, the evaluator (repeats, reuse of earlier results,
 racing, subsets per generation), neat-python's fitness function and champion validation.
 
->>> from neatpipe.evolve import Evaluator, Penalty, SubsetSchedule, neat_fitness_function
+>>> from neatpipe.evolution import Evaluator, Penalty, SubsetSchedule, neat_fitness_function
 >>> evaluator = Evaluator(models, sandbox, penalty=Penalty(per_node=0.02), repeats=3)   # doctest: +SKIP
 >>> evaluation = evaluator.evaluate(genome, problems)                                   # doctest: +SKIP
 >>> population.run(neat_fitness_function(evaluator, SubsetSchedule(problems, 40, rotate=True)), 10)  # doctest: +SKIP
 """
 
-import sys
-import types
-
 from neatpipe.bench.subsets import SubsetSchedule
-from neatpipe.evolve.evaluator import (
+from neatpipe.evolution.evaluator import (
     FEEDBACK_POLICIES,
     Evaluator,
     GenerationRecord,
@@ -28,7 +25,7 @@ from neatpipe.evolve.evaluator import (
     result_key,
     validate_champions,
 )
-from neatpipe.evolve.fitness import (
+from neatpipe.evolution.fitness import (
     BOUNDS,
     EVALUATION_FORMAT,
     NO_PENALTY,
@@ -41,7 +38,7 @@ from neatpipe.evolve.fitness import (
     mean_sd,
     wilson_interval,
 )
-from neatpipe.evolve.run import Budgets, EvolutionRun, SetupError, evolve, run_evolution
+from neatpipe.evolution.run import Budgets, EvolutionRun, SetupError, evolve, run_evolution
 from neatpipe.seeds import derive_seed
 
 __all__ = [
@@ -79,13 +76,3 @@ __all__ = [
     "validate_champions",
     "wilson_interval",
 ]
-
-
-class _CallableModule(types.ModuleType):
-    """Lets scripts write ``neatpipe.evolve("experiments/x.yaml")``: the package is also the function."""
-
-    def __call__(self, *args, **kwargs):
-        return evolve(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from neatpipe.evolve.runlog import SUMMARY_FILE, VALIDATION_FILE, RunDirError, read_json
+from neatpipe.evolution.runlog import SUMMARY_FILE, VALIDATION_FILE, RunDirError, read_json
 
 EVALUATION_FILE = "evaluation.json"
 

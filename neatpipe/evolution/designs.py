@@ -29,7 +29,7 @@ class Design:
 @dataclass
 class DesignResult:
     design: Design
-    evaluation: Any  # neatpipe.evolve.fitness.Evaluation
+    evaluation: Any  # neatpipe.evolution.fitness.Evaluation
     trajectories: list[Any]  # neatpipe.runtime.Trajectory, labelled with the design's label
     ci: tuple[float, float] | None = None
     tables: dict[str, Any] = field(default_factory=dict)
@@ -147,7 +147,7 @@ def render_designs(
 
 def write_design_files(out_dir: Path, results: Sequence[DesignResult], report: Mapping[str, Any]) -> None:
     """``trajectories.jsonl`` and ``evaluation.json`` in ``out_dir`` (both written atomically)."""
-    from neatpipe.evolve.runlog import write_json
+    from neatpipe.evolution.runlog import write_json
     from neatpipe.runtime.trajectory import write_trajectories
 
     out_dir.mkdir(parents=True, exist_ok=True)
