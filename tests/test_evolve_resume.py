@@ -105,7 +105,7 @@ KILLER = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
-    import neatpipe.evolution.evaluator as ev
+    import neatpipe.evolution.store as ev
     from neatpipe.cli import main
 
     run_dir, how, at = Path(sys.argv[1]), getattr(signal, sys.argv[2]), int(sys.argv[3])
@@ -355,7 +355,7 @@ def test_a_crash_between_checkpoint_and_its_record_resumes_a_generation_earlier(
 def test_interrupting_in_process_raises_run_interrupted_naming_the_run(
     tmp_path: Path, experiment: Path, monkeypatch
 ) -> None:
-    import neatpipe.evolution.evaluator as ev
+    import neatpipe.evolution.store as ev
 
     real = ev.ResultStore.put_many
 
@@ -393,7 +393,7 @@ def test_the_problems_logged_are_the_problems_scored(reference: EvolutionRun) ->
 
 
 def test_champion_is_the_best_validated_and_every_output_names_it(reference: EvolutionRun) -> None:
-    from neatpipe.evolution.evaluator import ResultStore
+    from neatpipe.evolution.store import ResultStore
     from neatpipe.genome import load_genome
 
     rows = reference.validation

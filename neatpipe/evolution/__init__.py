@@ -8,23 +8,7 @@ racing, subsets per generation), neat-python's fitness function and champion val
 """
 
 from neatpipe.bench.subsets import SubsetSchedule
-from neatpipe.evolution.evaluator import (
-    FEEDBACK_POLICIES,
-    Evaluator,
-    GenerationRecord,
-    NeatFitness,
-    ProblemResult,
-    RaceRound,
-    Racing,
-    ResultStore,
-    ValidationResult,
-    neat_fitness_function,
-    problem_digest,
-    repeat_seeds,
-    result_from_trajectory,
-    result_key,
-    validate_champions,
-)
+from neatpipe.evolution.evaluator import FEEDBACK_POLICIES, Evaluator, repeat_seeds, validate_champions
 from neatpipe.evolution.fitness import (
     BOUNDS,
     EVALUATION_FORMAT,
@@ -38,7 +22,18 @@ from neatpipe.evolution.fitness import (
     mean_sd,
     wilson_interval,
 )
+from neatpipe.evolution.neat_fitness import GenerationRecord, NeatFitness, neat_fitness_function
+from neatpipe.evolution.racing import RaceRound, Racing
 from neatpipe.evolution.run import Budgets, EvolutionRun, SetupError, evolve, run_evolution
+from neatpipe.evolution.store import (
+    ProblemResult,
+    ResultStore,
+    SearchRecord,
+    problem_digest,
+    result_from_trajectory,
+    result_key,
+)
+from neatpipe.evolution.validation import ValidationResult
 from neatpipe.seeds import derive_seed
 
 __all__ = [
@@ -62,6 +57,7 @@ __all__ = [
     "RaceRound",
     "Racing",
     "ResultStore",
+    "SearchRecord",
     "SubsetSchedule",
     "ValidationResult",
     "derive_seed",

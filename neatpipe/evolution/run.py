@@ -29,7 +29,7 @@ from neatpipe.evolution.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from neatpipe.evolution.evaluator import NeatFitness, SearchRecord
+from neatpipe.evolution.neat_fitness import NeatFitness
 from neatpipe.evolution.runlog import (
     GENERATIONS_FILE,
     GENOMES_DIR,
@@ -52,6 +52,7 @@ from neatpipe.evolution.runlog import (
     write_jsonl_gz,
     write_run_state,
 )
+from neatpipe.evolution.store import SearchRecord
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,7 @@ def run_evolution(
     """
     import neat
 
-    from neatpipe.evolution.evaluator import ResultStore
+    from neatpipe.evolution.store import ResultStore
 
     run_dir.mkdir(parents=True, exist_ok=True)
     progress = progress or Progress(None)
@@ -683,7 +684,7 @@ def _penalty(experiment: Any) -> Any:
 
 
 def _racing(experiment: Any) -> Any:
-    from neatpipe.evolution.evaluator import Racing
+    from neatpipe.evolution.racing import Racing
 
     r = experiment.fitness.racing
     if not r.enabled:
@@ -929,8 +930,8 @@ def _evolve_experiment(
     progress: bool | Progress,
 ) -> EvolutionRun:
     from neatpipe.evolution.designs import experiment_designs
-    from neatpipe.evolution.evaluator import ResultStore
     from neatpipe.evolution.runlog import EVALUATIONS_FILE
+    from neatpipe.evolution.store import ResultStore
 
     config = exp.neat_config()
     pool, held_out = exp.split_problems(problems)
@@ -978,8 +979,8 @@ def _evaluate_experiment(
         render_designs,
         write_design_files,
     )
-    from neatpipe.evolution.evaluator import ResultStore
     from neatpipe.evolution.runlog import EVALUATIONS_FILE
+    from neatpipe.evolution.store import ResultStore
 
     problems = list(exp.search_subset(problems, 0))
     designs = experiment_designs(exp)
