@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from neatpipe.cli import main
-from neatpipe.evolution import run as run_module
+from neatpipe.evolution import reporters as run_module
 from neatpipe.evolution.checkpoint import CheckpointError, load_checkpoint
 from neatpipe.evolution.run import EvolutionRun, evolve
 from neatpipe.evolution.runlog import read_history

@@ -93,14 +93,17 @@ def _peek_counter(counter: Any) -> int | None:
         return None
 
 
-def capture(population: Any, config: Any, extra: dict[str, Any] | None = None) -> Checkpoint:
-    """The state of ``population`` (after reproduction: its ``generation`` is the next to evaluate)."""
+def capture(
+    population: Any, config: Any, extra: dict[str, Any] | None = None, generation: int | None = None
+) -> Checkpoint:
+    """The state of ``population`` after reproduction, as the start of ``generation`` (default: its
+    ``generation``, the next to evaluate once ``Population.run`` has returned)."""
     reproduction = population.reproduction
     tracker = getattr(reproduction, "innovation_tracker", None)
     if tracker is None:
         tracker = getattr(config.genome_config, "innovation_tracker", None)
     return Checkpoint(
-        generation=population.generation,
+        generation=population.generation if generation is None else generation,
         population=population.population,
         species=population.species,
         innovation_tracker=tracker,

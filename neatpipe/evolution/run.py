@@ -13,46 +13,43 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from neatpipe.errors import NeatpipeError
 from neatpipe.evolution.checkpoint import (
-    CHECKPOINTS_DIR,
-    capture,
-    checkpoint_name,
     load_checkpoint,
-    save_checkpoint,
 )
 from neatpipe.evolution.neat_fitness import NeatFitness
+from neatpipe.evolution.reporters import (
+    Checkpointer,
+    Progress,
+    RunRecorder,
+    SpeciesTarget,
+    clean_partial_trajectories,
+    save_genome_files,
+    summary_line,
+)
 from neatpipe.evolution.runlog import (
     GENERATIONS_FILE,
-    GENOMES_DIR,
     RUN_STATE_FILE,
     SUMMARY_FILE,
     TRAJECTORIES_DIR,
     VALIDATION_FILE,
     GenerationLog,
     RunDirError,
-    append_line,
-    append_lines,
     file_sha256,
-    generation_stem,
     read_history,
-    read_jsonl,
     read_run_state,
     write_history,
     write_json,
-    write_jsonl,
     write_jsonl_gz,
     write_run_state,
 )
-from neatpipe.evolution.store import SearchRecord
 
 
 @dataclass(frozen=True)
@@ -116,71 +113,6 @@ class EvolutionRun:
         )
 
 
-class Progress:
-    """A line per generation, and a bar per generation's evaluations when the stream is a terminal."""
-
-    def __init__(self, stream: TextIO | None = sys.stderr, total_generations: int | None = None) -> None:
-        self.stream = stream
-        self.total = total_generations
-        self.bar = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
-
-    def genome_done(self, generation: int, done: int, total: int) -> None:
-        if not self.bar or self.stream is None:
-            return
-        width = 30
-        filled = int(width * done / max(total, 1))
-        self.stream.write(
-            f"\rgen {generation}: [{'#' * filled}{'.' * (width - filled)}] {done}/{total} genomes"
-        )
-        self.stream.flush()
-
-    def generation_done(self, record: GenerationLog, started: float, done_generations: int) -> None:
-        if self.stream is None:
-            return
-        elapsed = record.elapsed_s
-        left = ""
-        if self.total and done_generations:
-            per = (time.monotonic() - started) / done_generations
-            left = f", ~{per * max(self.total - record.generation - 1, 0):.0f} s left"
-        if self.bar:
-            self.stream.write("\r" + " " * 70 + "\r")
-        tag = " [synthetic]" if record.synthetic else ""
-        self.stream.write(
-            f"gen {record.generation:>3}: best {record.best_fitness:.3f} (pass {record.best_pass_rate:.3f})"
-            f"  mean {record.mean_fitness:.3f} ± {record.sd_fitness:.3f}  species {record.species}"
-            f"  tokens {record.tokens:,}  cache {record.cache_hit_rate:.0%}"
-            f"  paid/reused {record.evaluations_paid}/{record.evaluations_reused}"
-            f"  {elapsed:.0f} s{left}{tag}\n"
-        )
-        self.stream.flush()
-
-
-def _save_genome_files(genome: Any, stem: Path, description: str) -> None:
-    from neatpipe.genome import save_genome
-
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    copy = genome.copy(key=genome.key)
-    copy.fitness = genome.fitness
-    copy.description = description
-    for suffix in (".yaml", ".graphml", ".svg"):
-        save_genome(copy, stem.with_suffix(suffix))
-
-
-def _summary_line(genome: Any) -> str:
-    """One line: the nodes in topological order with their models, e.g.
-    ``generator(coder-1.5b) -> executor -> refiner(coder-3b, x3, early stop)``."""
-    from neatpipe.genome.structure import topological_order
-
-    parts = []
-    for key in topological_order(genome.nodes, genome.connections):
-        g = genome.nodes[key]
-        bits = [g.model] if g.model else []
-        if g.iterations is not None:
-            bits.append(f"x{g.iterations}" + (", early stop" if g.early_stop else ""))
-        parts.append(f"{g.role.value}({', '.join(bits)})" if bits else g.role.value)
-    return " -> ".join(parts)
-
-
 def run_evolution(
     *,
     config: Any,
@@ -197,7 +129,6 @@ def run_evolution(
     progress: Progress | None = None,
     meta: Mapping[str, Any] | None = None,
     baselines: Sequence[Any] = (),
-    on_generation_done: Callable[[GenerationLog], None] | None = None,
     reporters: Sequence[Any] = (),
 ) -> EvolutionRun:
     """Run (or continue) an evolution in ``run_dir`` until ``budgets`` are spent.
@@ -205,14 +136,14 @@ def run_evolution(
     ``subset`` gives the problems a generation is scored on: a ``neatpipe.bench.SubsetSchedule`` or a
     function of the generation. The checkpoint named in ``run_dir/run.json`` is continued; otherwise a
     new population is made from ``config`` (and ``initial_genomes``, which replace the first members of
-    the first generation). ``reporters`` are neat-python reporters added to the population (e.g.
-    :class:`SpeciesTarget`); they run before each checkpoint, so what they change is checkpointed.
+    the first generation). The per-generation work is done by neat-python reporters
+    (:mod:`neatpipe.evolution.reporters`): the run log, then ``reporters`` (e.g. :class:`SpeciesTarget`),
+    then the checkpoint, so what they change is checkpointed, then ``progress``.
 
     At the end the best ``validate_top`` distinct genomes by search fitness over *every* generation (kept
     in the evaluator's result store, so a resumed run chooses what the uninterrupted run chose) are
     re-scored on ``held_out`` with ``validate_repeats`` repeats, with the ``baselines``
     (:class:`~neatpipe.evolution.designs.Design`) next to them; the champion is the best validated of them.
-    ``on_generation_done(log)`` is called after each generation is logged and checkpointed.
     """
     import neat
 
@@ -241,64 +172,23 @@ def run_evolution(
         )
     write_history(run_dir / GENERATIONS_FILE, history)  # drops a generation logged after the checkpoint
     store.forget_search_from(population.generation)  # and its search scores: it is scored again
-    for reporter in reporters:
-        population.add_reporter(reporter)
     offset = history[-1].elapsed_s if history else 0.0
     started = time.monotonic()
-    done_here = 0
-    status = "finished"
-    tokens_spent = sum(r.tokens for r in history)
-
-    def on_generation(record: Any, result: Mapping[Any, Any]) -> None:
-        from neatpipe.genome.fileio import genome_to_json
-
-        generation = record.generation
-        genomes = list(population.population.items())
-        log = _record(
-            generation,
-            genomes,
-            result,
-            population,
-            record.problems,
-            paid=record.problem_runs,
-            reused=record.problem_reuses,
-            elapsed=offset + time.monotonic() - started,
-        )
-        scored: dict[str, SearchRecord] = {}
-        for key, genome in sorted(genomes):
-            ev = result[key]
-            if ev.genome not in scored:
-                scored[ev.genome] = SearchRecord(
-                    generation, ev.genome, float(ev.fitness), float(ev.mean), int(ev.rests_on),
-                    genome_to_json(_with_fitness(genome, ev.fitness)),
-                )  # fmt: skip
-        store.record_search(generation, scored.values())
-        best = population.population[record.best_key]
-        stem = run_dir / GENOMES_DIR / generation_stem(generation)
-        _save_genome_files(best, stem, f"best of generation {generation}: fitness {best.fitness:.4f}")
-        _seal_trajectories(run_dir, generation)
-        append_line(run_dir / GENERATIONS_FILE, log.to_dict())
-        history.append(log)
-        nonlocal tokens_spent
-        tokens_spent += log.tokens
-
     fitness = NeatFitness(
         evaluator,
         subset,
         racing=racing,
         start_generation=population.generation,
-        on_generation=on_generation,
         progress=progress.genome_done,
     )
-
-    def keep_trajectories(run: Any) -> None:  # as soon as they are made: a crash loses none of them
-        append_lines(
-            _partial_trajectories(run_dir, fitness.generation), [t.to_dict() for t in run.trajectories]
-        )
-
-    _clean_partial_trajectories(run_dir, population.generation)
+    recorder = RunRecorder(run_dir, store, fitness, history, lambda: offset + time.monotonic() - started)
+    for reporter in (recorder, *reporters, Checkpointer(run_dir, population), progress):
+        population.add_reporter(reporter)
+    progress.watch(history)
+    status = "finished"
+    clean_partial_trajectories(run_dir, population.generation)
     try:
-        with evaluator.observing_runs(keep_trajectories):
+        with evaluator.observing_runs(recorder.keep_trajectories):
             while population.generation < budgets.generations:
                 if (
                     budgets.wall_time_s is not None
@@ -306,15 +196,14 @@ def run_evolution(
                 ):
                     status = "stopped: wall-time budget spent"
                     break
-                if budgets.tokens is not None and tokens_spent >= budgets.tokens:
+                if budgets.tokens is not None and sum(r.tokens for r in history) >= budgets.tokens:
                     status = "stopped: token budget spent"
                     break
+                generation = population.generation
                 population.run(fitness, 1)
-                done_here += 1
-                _checkpoint(run_dir, population, config)
-                if on_generation_done is not None:
-                    on_generation_done(history[-1])
-                progress.generation_done(history[-1], started, done_here)
+                if population.generation == generation:  # neat-python stopped at the fitness threshold
+                    status = "stopped: fitness threshold reached"
+                    break
     except KeyboardInterrupt:
         status = "interrupted"
         champion = _write_champion(run_dir, _candidates(store, 1), [])
@@ -340,56 +229,6 @@ def run_evolution(
         status,
         any(r.synthetic for r in history),
     )
-
-
-def _partial_trajectories(run_dir: Path, generation: int) -> Path:
-    return run_dir / TRAJECTORIES_DIR / f"{generation_stem(generation)}.partial.jsonl"
-
-
-def _clean_partial_trajectories(run_dir: Path, generation: int) -> None:
-    """Keep the whole lines of the generation's partial trajectory file (a killed session may have torn
-    its last line), so that appending goes on after a whole line."""
-    path = _partial_trajectories(run_dir, generation)
-    if path.exists():
-        write_jsonl(path, read_jsonl(path))
-
-
-def _seal_trajectories(run_dir: Path, generation: int) -> None:
-    """The generation's trajectory file, from the lines appended while it ran (in this session and in an
-    interrupted one): one line per (genome, problem, repeat), in that order, so a resumed generation's
-    file holds what the uninterrupted one's does."""
-    partial = _partial_trajectories(run_dir, generation)
-    if not partial.exists():
-        return
-    unique: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for t in read_jsonl(partial):
-        unique.setdefault((t["genome"], t["task_id"], t["repeat"], t["seed"]), t)
-    write_jsonl_gz(
-        run_dir / TRAJECTORIES_DIR / f"{generation_stem(generation)}.jsonl.gz",
-        (unique[k] for k in sorted(unique)),
-    )
-    partial.unlink()
-
-
-def _with_fitness(genome: Any, fitness: float) -> Any:
-    copy = genome.copy(key=genome.key)
-    copy.fitness = float(fitness)
-    return copy
-
-
-def _checkpoint(run_dir: Path, population: Any, config: Any) -> None:
-    """Checkpoint the next generation, record it (with its digest) in ``run.json``, then drop the
-    checkpoints before the previous one: ``run.json`` always names a whole file that is still there."""
-    name = checkpoint_name(population.generation)
-    digest = save_checkpoint(run_dir / name, capture(population, config))
-    state = read_run_state(run_dir) if (run_dir / RUN_STATE_FILE).exists() else {}
-    previous = (state.get("checkpoint") or {}).get("file")
-    state["checkpoint"] = {"file": name, "generation": population.generation, "sha256": digest}
-    write_run_state(run_dir, state)
-    keep = {name, previous}
-    for old in (run_dir / CHECKPOINTS_DIR).glob("gen-*.pkl.gz"):
-        if f"{CHECKPOINTS_DIR}/{old.name}" not in keep:
-            old.unlink(missing_ok=True)
 
 
 def _candidates(store: Any, top: int) -> list[tuple[Any, Any]]:
@@ -424,7 +263,7 @@ def _write_champion(
         description = (
             f"best genome of the search so far (not validated): search fitness {champion.fitness:.4f}"
         )
-    _save_genome_files(champion, run_dir / "champion", description)
+    save_genome_files(champion, run_dir / "champion", description)
     return champion
 
 
@@ -437,48 +276,6 @@ def _seed_population(population: Any, config: Any, initial: Sequence[Any]) -> No
         population.population[key] = genome.renumbered(config.genome_config, key=key)
     population.species = config.species_set_type(config.species_set_config, population.reporters)
     population.species.speciate(config, population.population, population.generation)
-
-
-def _record(
-    generation: int,
-    genomes: list[tuple[int, Any]],
-    evaluations: Mapping[Any, Any],
-    population: Any,
-    problems: Sequence[str],
-    *,
-    paid: int,
-    reused: int,
-    elapsed: float,
-) -> GenerationLog:
-    fits = [float(g.fitness) for _, g in genomes]
-    best_key, best = max(genomes, key=lambda kg: kg[1].fitness)
-    ev = evaluations[best_key]
-    unique = {evaluations[k].genome: evaluations[k] for k, _ in genomes}.values()
-    sizes = sorted((len(s.members) for s in population.species.species.values()), reverse=True)
-    return GenerationLog(
-        generation=generation,
-        best_fitness=float(best.fitness),
-        mean_fitness=statistics.fmean(fits),
-        sd_fitness=statistics.stdev(fits) if len(fits) > 1 else 0.0,
-        best_pass_rate=float(ev.mean),
-        best_genome=best.behaviour_hash(),
-        best_summary=_summary_line(best),
-        species=len(population.species.species),
-        species_sizes=sizes,
-        mean_nodes=statistics.fmean(len(g.nodes) for _, g in genomes),
-        best_nodes=len(best.nodes),
-        best_model_calls=int(best.complexity().model_calls),
-        problems=list(problems),
-        evaluations_paid=paid,
-        evaluations_reused=reused,
-        prompt_tokens=sum(e.prompt_tokens for e in unique if e.new_evaluations),
-        completion_tokens=sum(e.completion_tokens for e in unique if e.new_evaluations),
-        model_calls=sum(e.model_calls for e in unique if e.new_evaluations),
-        cache_hits=sum(e.cache_hits for e in unique if e.new_evaluations),
-        elapsed_s=elapsed,
-        synthetic=any(e.synthetic for e in unique),
-        compatibility_threshold=float(population.species.species_set_config.compatibility_threshold),
-    )
 
 
 def _validate(
@@ -575,7 +372,7 @@ def _write_summary(
         summary["champion"] = {
             "hash": champion.behaviour_hash(),
             "fitness": champion.fitness,
-            "summary": _summary_line(champion),
+            "summary": summary_line(champion),
             "file": "champion.yaml",
             "chosen_by": "validated fitness" if row else "search fitness (not validated)",
         }
@@ -696,34 +493,6 @@ def _initial_genomes(experiment: Any) -> list[Any]:
     from neatpipe.genome import load_genome
 
     return [load_genome(p) for p in experiment.genome.initial if p != "minimal"]
-
-
-class SpeciesTarget:
-    """A neat-python reporter that moves the compatibility threshold after each speciation toward a
-    target number of species (down by ``step`` when there are fewer, up when more). It changes the live
-    config, which the checkpoint taken right after the generation records."""
-
-    def __init__(self, config: Any, target: int | None, step: float) -> None:
-        self.config, self.target, self.step = config, target, step
-
-    def end_generation(self, config: Any, population: Any, species_set: Any) -> None:
-        if self.target is None:
-            return
-        sc = self.config.species_set_config
-        count = len(species_set.species)
-        if count < self.target:
-            sc.compatibility_threshold = max(self.step, sc.compatibility_threshold - self.step)
-        elif count > self.target:
-            sc.compatibility_threshold += self.step
-
-    # the rest of neat-python's reporter protocol: nothing to do
-    def start_generation(self, generation: int) -> None: ...
-    def post_evaluate(self, config: Any, population: Any, species: Any, best_genome: Any) -> None: ...
-    def post_reproduction(self, config: Any, population: Any, species: Any) -> None: ...
-    def complete_extinction(self) -> None: ...
-    def found_solution(self, config: Any, generation: int, best: Any) -> None: ...
-    def species_stagnant(self, sid: Any, species: Any) -> None: ...
-    def info(self, msg: str) -> None: ...
 
 
 class RunInterrupted(KeyboardInterrupt):
