@@ -21,7 +21,7 @@ from neatpipe.errors import NeatpipeError, bounded
 # Modules that contribute subcommands, in the order they appear in --help.
 _COMMAND_MODULES = (
     "neatpipe.evolution.cli",
-    "neatpipe.runtime.cli",
+    "neatpipe.evolution.evaluate_cli",
     "neatpipe.analysis.cli",
     "neatpipe.sandbox.cli",
     "neatpipe.perf.cli",

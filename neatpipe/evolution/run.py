@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neatpipe.errors import NeatpipeError
+from neatpipe.evolution import build
+from neatpipe.evolution.build import SetupError
 from neatpipe.evolution.checkpoint import (
     load_checkpoint,
 )
@@ -389,112 +390,6 @@ def _write_summary(
 # from an experiment file
 
 
-class SetupError(NeatpipeError, RuntimeError):
-    """The run cannot start: a model is not available, a run directory is not resumable, ..."""
-
-
-OFFLINE_HINT = (
-    "To run without downloads, use an offline experiment: `make evolve EXPERIMENT=experiments/smoke.yaml` "
-    "(a tiny model built on the spot) or `make evolve EXPERIMENT=experiments/synthetic.yaml` (the "
-    "synthetic coder, labelled synthetic)."
-)
-
-
-def _hub_reachable(timeout_s: float = 3.0) -> bool:
-    import socket
-
-    host = os.environ.get("NEATPIPE_HUB_HOST", "huggingface.co")
-    try:
-        with socket.create_connection((host, 443), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
-
-
-def preflight_models(specs: Mapping[str, Any]) -> None:
-    """Fail at once, before any work, when a Hugging Face model is neither on disk nor downloadable."""
-    from neatpipe.models.spec import HFSpec
-
-    missing = []
-    for name, spec in specs.items():
-        if not isinstance(spec, HFSpec):
-            continue
-        local = Path(spec.model).expanduser()
-        if local.exists():
-            continue
-        from neatpipe.models.hf import cached_snapshot, hub_cache_dir
-
-        if cached_snapshot(spec.model, spec.revision, hub_cache_dir(spec.cache_dir)) is None:
-            missing.append(f"{name} ({spec.to_string()})")
-    if not missing:
-        return
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    if offline or not _hub_reachable():
-        raise SetupError(
-            "these models are not on this machine and the Hugging Face hub cannot be reached"
-            f"{' (HF_HUB_OFFLINE is set)' if offline else ''}: {', '.join(missing)}. Download them on a "
-            "machine with internet access (`huggingface-cli download <id>`), or point the experiment's "
-            "models at local folders. " + OFFLINE_HINT
-        )
-
-
-def _build_models(experiment: Any, runner: Any = None) -> dict[str, Any]:
-    """The experiment's backends (behind its completion cache); ``runner`` runs the programs of backends
-    that run code (the run's sandbox). Fails at once when a model is missing or a server does not answer."""
-    from neatpipe.models import load_backend
-    from neatpipe.models.cache import CompletionCache
-
-    specs = experiment.backend_specs()
-    for entry in experiment.models:
-        kwargs = entry.make_tiny_kwargs
-        folder = Path(getattr(entry.spec, "model", ""))
-        if kwargs is not None and not (folder / "config.json").exists():
-            from neatpipe.models.tiny import make_tiny_model
-
-            make_tiny_model(folder, **kwargs)
-    preflight_models(specs)
-    b = experiment.backend
-    cache = None
-    if b.cache is not None and b.cache_mode != "off":
-        cache = CompletionCache(None if b.cache == "default" else b.cache, mode=b.cache_mode)
-    models: dict[str, Any] = {}
-    try:
-        for name, spec in specs.items():
-            models[name] = load_backend(spec, cache, runner=runner)
-            models[name].preflight()  # a server is asked here: an absent one stops the run before any work
-    except BaseException:
-        _close_all(models)
-        raise
-    return models
-
-
-def _close_all(models: Mapping[str, Any]) -> None:
-    for backend in models.values():
-        backend.close()
-
-
-def _penalty(experiment: Any) -> Any:
-    from neatpipe.evolution.fitness import Penalty
-
-    p = experiment.fitness.penalty
-    return Penalty.of(p.kind, p.weight)
-
-
-def _racing(experiment: Any) -> Any:
-    from neatpipe.evolution.racing import Racing
-
-    r = experiment.fitness.racing
-    if not r.enabled:
-        return None
-    return Racing(first=r.size, margin=r.margin)
-
-
-def _initial_genomes(experiment: Any) -> list[Any]:
-    from neatpipe.genome import load_genome
-
-    return [load_genome(p) for p in experiment.genome.initial if p != "minimal"]
-
-
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C (or SIGTERM under ``neatpipe evolve``) stopped a run; ``run_dir`` is where it can be resumed."""
 
@@ -593,11 +488,11 @@ def evolve(
             }
         # everything that can fail is built before a new run directory is made
         problems = exp.load_problems()
-        initial = _initial_genomes(exp) if exp.mode == "evolve" else []
+        initial = build.initial_genomes(exp) if exp.mode == "evolve" else []
         sandbox = stack.enter_context(Sandbox())
-        problems = _time_limited(problems, sandbox, state)
-        models = _build_models(exp, runner=sandbox.run_many)
-        stack.callback(_close_all, models)
+        problems = build.time_limited(problems, sandbox, state)
+        models = build.build_models(exp, runner=sandbox.run_many)
+        stack.callback(build.close_all, models)
         if resume is None:
             run_dir.mkdir(parents=True, exist_ok=True)
             stack.enter_context(RunLock(run_dir))
@@ -619,24 +514,6 @@ def evolve(
             raise RunInterrupted(run_dir) from None
         _set_status(run_dir, "stopped" if run.status.startswith("stopped") else "finished")
         return run
-
-
-def _time_limited(problems: Any, sandbox: Any, state: dict[str, Any]) -> Any:
-    """The problems with their CPU-time limits: the ones the run started with (kept in ``run.json``, so a
-    resumed run judges programs as before), else derived from the references' cost on this machine
-    (``neatpipe.bench.limits``) and kept in ``state``."""
-    from dataclasses import replace
-
-    from neatpipe.bench.limits import with_time_limits
-    from neatpipe.bench.problem import ProblemSet
-
-    kept = state.get("time_limits")
-    if kept is None:
-        problems = with_time_limits(problems, sandbox)
-        state["time_limits"] = {p.task_id: p.time_limit_s for p in problems}
-        return problems
-    limited = tuple(replace(p, time_limit_s=float(kept.get(p.task_id, p.time_limit_s))) for p in problems)
-    return ProblemSet(problems.benchmark, limited, {**problems.options, "time_limits": "kept in run.json"})
 
 
 def _set_status(run_dir: Path, status: str) -> None:
@@ -673,21 +550,6 @@ def _kept_experiment(run_dir: Path, state: Mapping[str, Any]) -> Any:
     return load_experiment(path)
 
 
-def _evaluator(exp: Any, models: Mapping[str, Any], sandbox: Any, store: Any, repeats: int) -> Any:
-    """The evaluator an experiment asks for, over its models, a started sandbox and the run's store."""
-    from neatpipe.evolution.evaluator import Evaluator
-
-    return Evaluator(
-        models,
-        sandbox,
-        feedback=None if exp.feedback == "genome" else exp.feedback,
-        penalty=_penalty(exp),
-        repeats=repeats,
-        seed=exp.seed,
-        result_cache=store,
-    )
-
-
 def _evolve_experiment(
     exp: Any,
     problems: Any,
@@ -719,14 +581,14 @@ def _evolve_experiment(
     with ResultStore(run_dir / EVALUATIONS_FILE) as store:
         return run_evolution(
             config=config,
-            evaluator=_evaluator(exp, models, sandbox, store, exp.fitness.repeats),
+            evaluator=build.evaluator(exp, models, sandbox, store, exp.fitness.repeats),
             run_dir=run_dir,
             subset=exp.subset_schedule(pool),
             budgets=budgets,
             held_out=list(held_out) if exp.validation.champions else [],
             validate_top=max(exp.validation.champions, 1),
             validate_repeats=exp.validation.repeats,
-            racing=_racing(exp),
+            racing=build.racing(exp),
             seed=exp.seed,
             initial_genomes=initial,
             progress=reporter,
@@ -754,7 +616,7 @@ def _evaluate_experiment(
     problems = list(exp.search_subset(problems, 0))
     designs = experiment_designs(exp)
     with ResultStore(run_dir / EVALUATIONS_FILE) as store:
-        evaluator = _evaluator(exp, models, sandbox, store, exp.evaluate.repeats)
+        evaluator = build.evaluator(exp, models, sandbox, store, exp.evaluate.repeats)
         results = evaluate_designs(evaluator, designs, problems, seed=exp.seed)
     report = designs_report(results, exp.benchmark.name, len(problems))
     write_design_files(run_dir, results, report)
