@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from neatpipe.cli import main
+from neatpipe.evolution import build
 from neatpipe.evolution.checkpoint import CheckpointError, load_checkpoint
 from neatpipe.evolution.run import EvolutionRun, RunInterrupted, SetupError, evolve
 from neatpipe.evolution.runlog import RunDirError, RunLock, read_history
@@ -378,11 +379,11 @@ def test_the_problems_logged_are_the_problems_scored(reference: EvolutionRun) ->
     from neatpipe.experiment import load_experiment
 
     exp = load_experiment(reference.run_dir / "experiment.yaml")
-    pool, held_out = exp.split_problems(exp.load_problems())
-    schedule = exp.subset_schedule(pool)
+    pool, held_out = build.split_problems(exp, build.load_problems(exp))
+    schedule = build.subset_schedule(exp, pool)
     for record in read_history(reference.run_dir):
         drawn = list(schedule.for_generation(record.generation).task_ids)
-        assert record.problems == drawn == list(exp.search_subset(pool, record.generation).task_ids)
+        assert record.problems == drawn == list(build.search_subset(exp, pool, record.generation).task_ids)
         assert not set(drawn) & set(held_out.task_ids)
         path = reference.run_dir / "trajectories" / f"gen-{record.generation:04d}.jsonl.gz"
         with gzip.open(path, "rt") as f:

@@ -10,6 +10,7 @@ from pathlib import Path
 import neat
 import pytest
 
+from neatpipe.evolution import build
 from neatpipe.experiment import (
     FORMAT,
     Experiment,
@@ -81,7 +82,7 @@ def test_shipped_experiment_loads_round_trips_and_builds_a_neat_config(path):
     again = Experiment.from_dict(exp.to_dict(), source="again", base_dir=REPO)
     assert again == exp
     assert again.to_dict() == exp.to_dict()
-    config = exp.neat_config()
+    config = build.neat_config(exp)
     assert config.genome_type is PipelineGenome
     assert config.pop_size == exp.neat.population
     assert config.genome_config.settings.models == exp.model_names
@@ -152,7 +153,7 @@ def test_name_defaults_to_the_file_stem(tmp_path):
     path.write_text("models: {coder: 'synthetic:coder-1.5b'}\n")
     exp = load_experiment(path)
     assert exp.name == "my-run"
-    assert exp.run_dir().parent == Path("runs") and exp.run_dir().name.startswith("my-run-")
+    assert build.run_dir(exp).parent == Path("runs") and build.run_dir(exp).name.startswith("my-run-")
 
 
 def test_neat_config_matches_the_experiment(tmp_path):
@@ -175,7 +176,7 @@ def test_neat_config_matches_the_experiment(tmp_path):
         }
     )
     exp = Experiment.from_dict(data)
-    config = exp.neat_config()
+    config = build.neat_config(exp)
     assert isinstance(config, neat.Config) and config.genome_type is PipelineGenome
     assert (config.pop_size, config.seed, config.fitness_threshold, config.no_fitness_termination) == (
         13,
@@ -193,13 +194,13 @@ def test_neat_config_matches_the_experiment(tmp_path):
     assert settings == exp.genome_settings
     assert (settings.models, settings.generator_prompts, settings.max_nodes) == (("coder", "big"), 1, 7)
     path = tmp_path / "neat.ini"
-    exp.write_neat_config(path)
+    build.write_neat_config(exp, path)
     loaded = neat.Config(
         PipelineGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet, neat.DefaultStagnation, str(path)
     )
     assert loaded.genome_config.settings == settings and loaded.pop_size == 13
     # no stop_at: fitness never ends the run
-    assert Experiment.from_dict(_base()).neat_config().no_fitness_termination is True
+    assert build.neat_config(Experiment.from_dict(_base())).no_fitness_termination is True
 
 
 def test_backend_defaults_fill_hf_specs_that_leave_them_at_auto():
@@ -223,26 +224,30 @@ def test_durations():
 
 def test_problem_split_and_subsets_are_deterministic_and_disjoint():
     exp = Experiment.from_dict(_with({"subset": {"size": 10, "policy": "rotating"}, "validation.size": 30}))
-    problems = exp.load_problems()
-    pool, held = exp.split_problems(problems)
+    problems = build.load_problems(exp)
+    pool, held = build.split_problems(exp, problems)
     assert len(held) == 30 and len(pool) == 134
     assert not set(pool.task_ids) & set(held.task_ids)
-    g0, g0b, g1 = exp.search_subset(pool, 0), exp.search_subset(pool, 0), exp.search_subset(pool, 1)
+    g0, g0b, g1 = (
+        build.search_subset(exp, pool, 0),
+        build.search_subset(exp, pool, 0),
+        build.search_subset(exp, pool, 1),
+    )
     assert len(g0) == 10 and g0.task_ids == g0b.task_ids and g0.task_ids != g1.task_ids
     assert set(g0.task_ids) <= set(pool.task_ids)
     fixed = Experiment.from_dict(_with({"subset": {"size": 10}, "validation.size": 30}))
-    assert fixed.search_subset(pool, 0).task_ids == fixed.search_subset(pool, 5).task_ids
+    assert build.search_subset(fixed, pool, 0).task_ids == build.search_subset(fixed, pool, 5).task_ids
 
 
 def test_difficulty_labels_stratify(tmp_path):
     exp = Experiment.from_dict(_base())
-    ids = exp.load_problems().task_ids
+    ids = build.load_problems(exp).task_ids
     labels = tmp_path / "labels.json"
     import json
 
     labels.write_text(json.dumps({t: ("hard" if i < 41 else "easy") for i, t in enumerate(ids)}))
     strat = Experiment.from_dict(_with({"subset": {"size": 20, "labels": str(labels)}}))
-    chosen = strat.search_subset(strat.load_problems())
+    chosen = build.search_subset(strat, build.load_problems(strat))
     hard = sum(1 for t in chosen.task_ids if ids.index(t) < 41)
     assert hard == 5  # a quarter of 20, as in the whole set
 
@@ -484,7 +489,7 @@ def test_docs_field_table_matches_the_code():
 
 
 def test_documented_defaults_are_what_an_empty_experiment_gets():
-    from neatpipe.experiment import _yaml_value
+    from neatpipe.experiment.docs import _yaml_value
 
     def flatten(data, prefix=""):
         for key, value in data.items():

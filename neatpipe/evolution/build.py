@@ -6,13 +6,20 @@ experiment in ``mode: evaluate``) build through here, so an experiment means the
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from neatpipe.errors import NeatpipeError
+from neatpipe.experiment import ExperimentError, FieldProblem
+from neatpipe.io import FileError, load_yaml, read_text
+from neatpipe.seeds import derive_seed
 
 
 class SetupError(NeatpipeError, RuntimeError):
@@ -150,3 +157,104 @@ def evaluator(exp: Any, models: Mapping[str, Any], sandbox: Any, store: Any, rep
         seed=exp.seed,
         result_cache=store,
     )
+
+
+# -- problems, subsets, the neat-python config and the run directory ------------------------------------
+
+
+def neat_config(exp: Any) -> Any:
+    """A ``neat.Config`` with ``PipelineGenome`` and neat-python's default reproduction, species set
+    and stagnation, built through ``neatpipe.genome.settings.make_neat_config``."""
+    from neatpipe.genome.settings import make_neat_config
+
+    return make_neat_config(exp.genome_settings, exp.neat_sections())
+
+
+def write_neat_config(exp: Any, path: str | os.PathLike[str]) -> None:
+    """Writes the neat-python config file (atomically)."""
+    from neatpipe.genome.settings import write_neat_config
+
+    write_neat_config(path, exp.genome_settings, exp.neat_sections())
+
+
+def run_dir(exp: Any, now: datetime | None = None) -> Path:
+    """``output.dir``, or ``<output.root>/<name>-<YYYYmmdd-HHMMSS>`` (relative to the working directory)."""
+    if exp.output.dir is not None:
+        return Path(exp.output.dir)
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    return Path(exp.output.root) / f"{exp.name}-{stamp}"
+
+
+# -- problems ---------------------------------------------------------------------------------
+
+
+def load_problems(exp: Any) -> Any:
+    """Every problem of the benchmark split (a ``neatpipe.bench.ProblemSet``)."""
+    from neatpipe.bench import load_humaneval, load_mbpp
+
+    b = exp.benchmark
+    if b.name == "humaneval":
+        return load_humaneval(b.path)
+    return load_mbpp(b.path, split=b.split, visible=b.visible_tests or "first")
+
+
+def difficulty_labels(exp: Any) -> dict[str, str] | None:
+    """``subset.labels`` read as task id -> label (None without a file or with stratified off)."""
+    if exp.subset.labels is None or not exp.subset.stratified:
+        return None
+    where = exp.subset.labels
+    try:
+        text = read_text(where)
+        data = json.loads(text) if where.endswith(".json") else load_yaml(text)
+    except FileError as exc:
+        raise ExperimentError([FieldProblem("subset.labels", str(exc))], exp.source) from None
+    except (ValueError, yaml.YAMLError) as exc:
+        problem = FieldProblem("subset.labels", f"{where}: not valid JSON or YAML: {exc}")
+        raise ExperimentError([problem], exp.source) from None
+    if not isinstance(data, Mapping):
+        raise ExperimentError(
+            [FieldProblem("subset.labels", f"{where}: the file must map task ids to labels")], exp.source
+        )
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def split_problems(exp: Any, problems: Any) -> tuple[Any, Any]:
+    """``(search_pool, held_out)``: ``validation.size`` problems drawn (stratified) once by the seed and
+    kept out of the search; with ``validation.size`` null the held-out set is every problem."""
+    from neatpipe.bench import subset
+
+    if exp.validation.size is None:
+        return problems, problems
+    labels = difficulty_labels(exp)
+    held = subset(
+        problems,
+        exp.validation.size,
+        seed=derive_seed("neatpipe-validation", exp.subset.seed),
+        labels=labels,
+    )
+    chosen = set(held.task_ids)
+    pool = problems.select([t for t in problems.task_ids if t not in chosen])
+    pool.options.update({"held_out": len(chosen)})
+    return pool, held
+
+
+def subset_schedule(exp: Any, pool: Any) -> Any:
+    """The one subset policy (a ``neatpipe.bench.SubsetSchedule``) over ``pool``: ``subset.size``
+    problems, the same every generation (fixed) or a new draw each (rotating); all of ``pool`` when
+    size is null."""
+    from neatpipe.bench.subsets import SubsetSchedule
+
+    s = exp.subset
+    return SubsetSchedule(
+        pool,
+        s.size,
+        rotate=s.policy == "rotating",
+        seed=int(s.seed if s.seed is not None else exp.seed),
+        labels=difficulty_labels(exp) if s.stratified else None,
+        stratified=s.stratified,
+    )
+
+
+def search_subset(exp: Any, pool: Any, generation: int = 0) -> Any:
+    """The problems that score genomes in ``generation`` (see :meth:`subset_schedule`)."""
+    return subset_schedule(exp, pool).for_generation(generation)

@@ -468,7 +468,7 @@ def evolve(
             exp = experiment.using(model_set) if model_set else experiment
         else:
             exp = load_experiment(experiment, models=model_set)
-        run_dir = Path(out) if out is not None else exp.run_dir()
+        run_dir = Path(out) if out is not None else build.run_dir(exp)
         _check_new_run_dir(run_dir)
     with ExitStack() as stack:
         if resume is not None:
@@ -487,7 +487,7 @@ def evolve(
                 **requested,
             }
         # everything that can fail is built before a new run directory is made
-        problems = exp.load_problems()
+        problems = build.load_problems(exp)
         initial = build.initial_genomes(exp) if exp.mode == "evolve" else []
         sandbox = stack.enter_context(Sandbox())
         problems = build.time_limited(problems, sandbox, state)
@@ -499,7 +499,7 @@ def evolve(
             _check_new_run_dir(run_dir)  # another process may have started one here meanwhile
             exp.write(run_dir / EXPERIMENT_FILE)
             if exp.mode == "evolve":
-                exp.write_neat_config(run_dir / NEAT_CONFIG_FILE)
+                build.write_neat_config(exp, run_dir / NEAT_CONFIG_FILE)
             state["experiment_sha256"] = file_sha256(run_dir / EXPERIMENT_FILE)
         write_run_state(run_dir, {**state, "options": options, "status": "running"})
         try:
@@ -564,8 +564,8 @@ def _evolve_experiment(
     from neatpipe.evolution.runlog import EVALUATIONS_FILE
     from neatpipe.evolution.store import ResultStore
 
-    config = exp.neat_config()
-    pool, held_out = exp.split_problems(problems)
+    config = build.neat_config(exp)
+    pool, held_out = build.split_problems(exp, problems)
     budgets = Budgets(int(options["generations"]), options.get("wall_time"), options.get("tokens"))
     reporter = progress if isinstance(progress, Progress) else Progress(sys.stderr if progress else None,
                                                                         budgets.generations)  # fmt: skip
@@ -583,7 +583,7 @@ def _evolve_experiment(
             config=config,
             evaluator=build.evaluator(exp, models, sandbox, store, exp.fitness.repeats),
             run_dir=run_dir,
-            subset=exp.subset_schedule(pool),
+            subset=build.subset_schedule(exp, pool),
             budgets=budgets,
             held_out=list(held_out) if exp.validation.champions else [],
             validate_top=max(exp.validation.champions, 1),
@@ -613,7 +613,7 @@ def _evaluate_experiment(
     from neatpipe.evolution.runlog import EVALUATIONS_FILE
     from neatpipe.evolution.store import ResultStore
 
-    problems = list(exp.search_subset(problems, 0))
+    problems = list(build.search_subset(exp, problems, 0))
     designs = experiment_designs(exp)
     with ResultStore(run_dir / EVALUATIONS_FILE) as store:
         evaluator = build.evaluator(exp, models, sandbox, store, exp.evaluate.repeats)
