@@ -21,7 +21,7 @@ from neatpipe.genome.fileio import genome_from_yaml
 from neatpipe.genome.genes import OUTPUT, PROBLEM, ConnectionGene
 from neatpipe.models import Backend, ChatRequest, Completion, CompletionCache, load_backend, make_tiny_model
 from neatpipe.models.cache import CachedBackend
-from neatpipe.models.synthetic import FaultChecker, SyntheticCoder
+from neatpipe.synthetic import FaultChecker, SyntheticCoder
 from neatpipe.runtime import (
     FORMAT,
     PipelineError,

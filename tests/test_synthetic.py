@@ -14,7 +14,7 @@ import pytest
 
 from neatpipe.bench import assemble, extract_code, load_humaneval, load_mbpp, reference_answer
 from neatpipe.models import ChatMessage, ChatRequest, SpecError, parse_spec
-from neatpipe.models.synthetic import (
+from neatpipe.synthetic import (
     ERROR_KINDS,
     ERROR_TYPES,
     OUTCOME_ANALYSIS,
