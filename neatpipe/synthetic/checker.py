@@ -24,6 +24,7 @@ from neatpipe.sandbox.program import ExecResult, Program
 # slow, see FaultChecker): candidates that loop forever are rejected quickly.
 CHECK_TIMEOUT_S = 1.0
 
+# runs a batch of programs and returns their results in order (a started Sandbox's run_many)
 Runner = Callable[[Sequence[Program]], Sequence[ExecResult]]
 
 
@@ -33,8 +34,9 @@ class FaultChecker:
     The outcome of a program is a pure function of its code (up to timeouts on a badly overloaded
     machine), so memoising it keeps answers deterministic while paying for each run once. Share one
     checker between coders (``SyntheticCoder(..., checker=c)``) to share the memo. ``runner`` runs a
-    batch of programs in order (``Sandbox().run_many``); by default the checker starts its own sandbox
-    on first use and stops it in :meth:`close`.
+    batch of programs in order: the caller's started sandbox's ``run_many``, so that a run's programs and
+    these checks share one pool. Without one (standalone use: a coder built on its own), the checker
+    starts a private sandbox on first use and stops it in :meth:`close`.
 
     A candidate's CPU-time limit is ``timeout_s``, or three times the CPU time the problem's reference
     needs plus half a second when that is more (the reference is run once per problem to find out),
@@ -58,6 +60,7 @@ class FaultChecker:
         return (problem.benchmark, problem.task_id, hashlib.sha256(code.encode()).hexdigest())
 
     def known(self, problem: Problem, code: str) -> bool:
+        """Whether ``code`` has been checked for ``problem`` already."""
         return self._key(problem, code) in self._memo
 
     def outcome(self, problem: Problem, code: str) -> str | None:
@@ -91,6 +94,7 @@ class FaultChecker:
                 self._memo[key] = None if result.passed else (result.error_type or str(result.status))
 
     def _time_references(self, problems: Sequence[Problem]) -> None:
+        """Run the reference of each problem not timed yet, and derive its candidates' CPU-time limit."""
         new = {(p.benchmark, p.task_id): p for p in problems if (p.benchmark, p.task_id) not in self._limits}
         if not new:
             return
@@ -103,7 +107,7 @@ class FaultChecker:
             self._limits[key] = min(p.time_limit_s, max(self.timeout_s, needed))
 
     def _run(self, programs: Sequence[Program]) -> list[ExecResult]:
-        if self._runner is None:
+        if self._runner is None:  # standalone use: a private pool, imported only then
             from neatpipe.sandbox import Sandbox
 
             self._sandbox = Sandbox().start()
