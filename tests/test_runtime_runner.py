@@ -21,7 +21,6 @@ from neatpipe.genome.fileio import genome_from_yaml
 from neatpipe.genome.genes import OUTPUT, PROBLEM, ConnectionGene
 from neatpipe.models import Backend, ChatRequest, Completion, CompletionCache, load_backend, make_tiny_model
 from neatpipe.models.cache import CachedBackend
-from neatpipe.models.synthetic import FaultChecker, SyntheticCoder
 from neatpipe.runtime import (
     FORMAT,
     PipelineError,
@@ -35,6 +34,7 @@ from neatpipe.runtime import (
     write_trajectories,
 )
 from neatpipe.runtime.messages import parse_feedback
+from neatpipe.synthetic import FaultChecker, SyntheticCoder
 
 CODER = "qwen2.5-coder-1.5b"
 LLAMA = "llama3.2-3b"

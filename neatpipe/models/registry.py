@@ -23,7 +23,7 @@ LOADERS: Mapping[str, str] = MappingProxyType(
         "hf": "neatpipe.models.hf:load_hf",
         "ollama": "neatpipe.models.served:load_ollama",
         "openai": "neatpipe.models.served:load_openai",
-        "synthetic": "neatpipe.models.synthetic:load_synthetic",
+        "synthetic": "neatpipe.synthetic:load_synthetic",
     }
 )
 
