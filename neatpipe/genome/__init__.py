@@ -27,12 +27,11 @@ from neatpipe.genome.genes import (
     NodeGene,
     Role,
 )
-from neatpipe.genome.genome import PipelineGenome
+from neatpipe.genome.genome import PipelineGenome, make_neat_config
 from neatpipe.genome.settings import (
     DEFAULT_MODELS,
     GenomeSettings,
     PipelineGenomeConfig,
-    make_neat_config,
     write_neat_config,
 )
 from neatpipe.genome.structure import Rules, find_problems

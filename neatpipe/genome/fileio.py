@@ -35,6 +35,7 @@ from neatpipe.genome.genes import (
 )
 from neatpipe.genome.genome import PipelineGenome
 from neatpipe.genome.prompts import prompt_pool
+from neatpipe.genome.render import genome_to_dot, render_image
 from neatpipe.genome.settings import GenomeSettings
 from neatpipe.genome.structure import Rules, default_name, find_problems, topological_order
 from neatpipe.io import (  # noqa: F401 - the atomic writes and the YAML loader are used from here too
@@ -546,13 +547,9 @@ def save_genome(
         raise ValueError(f"unknown format {shown(fmt)} (formats: {', '.join(WRITE_FORMATS)})")
     target = Path(path)
     if fmt in ("svg", "png"):
-        from neatpipe.genome.render import render_image
-
         render_image(genome, target, fmt, names)
         return target
     if fmt == "dot":
-        from neatpipe.genome.render import genome_to_dot
-
         text = genome_to_dot(genome, names)
     else:
         text = {"yaml": genome_to_yaml, "json": genome_to_json, "graphml": genome_to_graphml}[fmt](

@@ -18,12 +18,15 @@ wiring when the mix cannot be repaired.
 
 from __future__ import annotations
 
+import os
 import random
+import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import IO, Any
 
+import neat
 from neat.innovation import InnovationTracker
 
 from neatpipe.genome.canonical import Complexity, behaviour_hash, complexity
@@ -37,8 +40,9 @@ from neatpipe.genome.genes import (
     NodeGene,
     Role,
 )
-from neatpipe.genome.settings import GenomeSettings, PipelineGenomeConfig
+from neatpipe.genome.settings import GenomeSettings, PipelineGenomeConfig, write_neat_config
 from neatpipe.genome.structure import Rules, count_roles, find_problems
+from neatpipe.genome.summary import summary
 from neatpipe.genome.surgery import (
     Alloc,
     Draft,
@@ -310,8 +314,6 @@ class PipelineGenome:
         return count_roles(self.nodes)
 
     def __str__(self) -> str:
-        from neatpipe.genome.summary import summary
-
         return summary(self)
 
     def __repr__(self) -> str:
@@ -503,3 +505,20 @@ def _attribute_distance(n1: NodeGene, n2: NodeGene, s: GenomeSettings) -> float:
         else:  # prompt, early_stop, feedback, strategy: categorical
             total += 1.0
     return total
+
+
+def make_neat_config(
+    genome: Mapping[str, Any] | GenomeSettings, neat_settings: Mapping[str, Mapping[str, Any]] | None = None
+) -> neat.Config:
+    """A ``neat.Config`` using ``PipelineGenome`` and neat-python's default reproduction, species set
+    and stagnation, built from dictionaries. neat-python only reads files, so this writes a
+    temporary one (:func:`~neatpipe.genome.settings.write_neat_config`) and removes it."""
+    handle, path = tempfile.mkstemp(prefix="neatpipe-", suffix=".ini")
+    os.close(handle)
+    try:
+        write_neat_config(path, genome, neat_settings)
+        return neat.Config(
+            PipelineGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet, neat.DefaultStagnation, path
+        )
+    finally:
+        os.unlink(path)
