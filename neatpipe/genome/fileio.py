@@ -34,10 +34,11 @@ from neatpipe.genome.genes import (
     Role,
 )
 from neatpipe.genome.genome import PipelineGenome
+from neatpipe.genome.graphs import topological_order
 from neatpipe.genome.prompts import prompt_pool
 from neatpipe.genome.render import genome_to_dot, render_image
 from neatpipe.genome.settings import GenomeSettings
-from neatpipe.genome.structure import Rules, default_name, find_problems, topological_order
+from neatpipe.genome.structure import Rules, default_name, find_problems
 from neatpipe.io import (  # noqa: F401 - the atomic writes and the YAML loader are used from here too
     FileError,
     StrictLoader,

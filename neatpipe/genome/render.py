@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from neatpipe.genome.genes import OUTPUT, PROBLEM, NodeGene, Role
+from neatpipe.genome.graphs import topological_order
 from neatpipe.genome.prompts import prompt_pool
-from neatpipe.genome.structure import default_name, topological_order
+from neatpipe.genome.structure import default_name
 from neatpipe.io import atomic_write_with
 
 if TYPE_CHECKING:  # the genome class only annotates here: what is drawn is its data

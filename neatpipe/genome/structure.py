@@ -43,7 +43,10 @@ from neatpipe.genome.genes import (
     NodeGene,
     Role,
 )
+from neatpipe.genome.graphs import find_cycle, reach
+from neatpipe.genome.graphs import topological_order as topological_order  # evolution/run.py imports it here
 from neatpipe.genome.prompts import default_pool_sizes
+from neatpipe.genome.settings import GenomeSettings
 
 _SHORT = {
     Role.GENERATOR: "gen",
@@ -76,7 +79,7 @@ class Rules:
     max_generators: int | None = None
 
     @classmethod
-    def from_settings(cls, settings) -> Rules:  # settings: GenomeSettings (import cycle avoided)
+    def from_settings(cls, settings: GenomeSettings) -> Rules:
         return cls(
             models=tuple(settings.models),
             prompt_sizes={
@@ -259,15 +262,15 @@ def find_problems(
             Problem("node 'output'", f"exactly one candidate must reach the output (fed by {fed})")
         )
 
-    cycle = _find_cycle(legal)
+    cycle = find_cycle(legal)
     if cycle:
         path = " -> ".join(name(k) for k in (*cycle, cycle[0]))
         problems.append(
             Problem(f"cycle {path}", "the graph must be acyclic (loops are a refiner's iterations)")
         )
     else:
-        from_problem = _reach(PROBLEM, outputs)
-        to_output = _reach(OUTPUT, inputs)
+        from_problem = reach(PROBLEM, legal)
+        to_output = reach(OUTPUT, legal, forward=False)
         for key in nodes:
             if key not in from_problem or key not in to_output:
                 side = "the problem" if key not in from_problem else "the output"
@@ -384,70 +387,3 @@ def check(
     problems = find_problems(nodes, edges, rules, names)
     if problems:
         raise GenomeError(problems, source)
-
-
-def _reach(start: int, adjacency: Mapping[int, list[int]]) -> set[int]:
-    seen, stack = {start}, [start]
-    while stack:
-        for nxt in adjacency.get(stack.pop(), ()):
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append(nxt)
-    return seen
-
-
-def _find_cycle(edges: Iterable[tuple[int, int]]) -> list[int] | None:
-    """One cycle's nodes in order, or None for a DAG (iterative DFS, no recursion limit)."""
-    succ: dict[int, list[int]] = {}
-    for s, t in edges:
-        succ.setdefault(s, []).append(t)
-        succ.setdefault(t, [])
-    state: dict[int, int] = {}  # 1 on the stack, 2 done
-    for root in sorted(succ):
-        if root in state:
-            continue
-        path, iters = [root], [iter(succ[root])]
-        state[root] = 1
-        while path:
-            nxt = next(iters[-1], None)
-            if nxt is None:
-                state[path.pop()] = 2
-                iters.pop()
-            elif state.get(nxt) == 1:
-                return path[path.index(nxt) :]
-            elif nxt not in state:
-                state[nxt] = 1
-                path.append(nxt)
-                iters.append(iter(succ[nxt]))
-    return None
-
-
-def find_cycle(edges: Iterable[tuple[int, int]]) -> list[int] | None:
-    """Public form of the cycle search, used by repair."""
-    return _find_cycle(edges)
-
-
-def topological_order(nodes: Iterable[int], edges: Iterable[tuple[int, int]]) -> list[int]:
-    """Keys in an order where every edge goes forward; ties by key, so the order is stable."""
-    import heapq
-
-    keys = set(nodes)
-    indeg = {k: 0 for k in keys}
-    succ: dict[int, list[int]] = {k: [] for k in keys}
-    for s, t in edges:
-        if s in keys and t in keys:
-            succ[s].append(t)
-            indeg[t] += 1
-    heap = [k for k, d in indeg.items() if d == 0]
-    heapq.heapify(heap)
-    order = []
-    while heap:
-        k = heapq.heappop(heap)
-        order.append(k)
-        for t in succ[k]:
-            indeg[t] -= 1
-            if indeg[t] == 0:
-                heapq.heappush(heap, t)
-    if len(order) != len(keys):
-        raise GenomeError("the graph has a cycle")
-    return order
