@@ -21,6 +21,7 @@ from pathlib import Path
 from neatpipe.bench.humaneval import BenchmarkDataError
 from neatpipe.bench.problem import Problem, ProblemSet
 from neatpipe.io import FileError, atomic_write_bytes, read_bytes, read_text
+from neatpipe.vocab import VISIBLE_POLICIES
 
 MBPP_FILENAME = "sanitized-mbpp.json"
 MBPP_URL = "https://raw.githubusercontent.com/google-research/google-research/master/mbpp/sanitized-mbpp.json"
@@ -36,7 +37,6 @@ SPLITS: dict[str, range] = {
     "validation": range(511, 601),
     "train": range(601, 975),
 }
-VISIBLE_POLICIES = ("first", "all")
 _FIELDS = {"task_id", "prompt", "code", "test_imports", "test_list"}
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, fields, replace
 from enum import Enum
 from typing import Any
 
+from neatpipe.vocab import FEEDBACK_CHOICES as FEEDBACK_CHOICES  # which tests an executor reports
+
 #: The pin every generator reads (the problem statement). Not a node gene.
 PROBLEM = -1
 #: The pin the pipeline's final candidate goes to. Not a node gene.
@@ -50,10 +52,6 @@ ROLE_FIELDS: dict[Role, tuple[str, ...]] = {
     Role.EXECUTOR: ("feedback", "time_limit"),
     Role.SELECTOR: ("strategy",),
 }
-
-#: Which tests an executor reports to the refiner: the examples a model may see, or the benchmark's
-#: own hidden tests (oracle feedback, which inflates scores; kept to reproduce studies that used it).
-FEEDBACK_CHOICES = ("visible", "hidden")
 
 #: Selector strategies. ``visible-tests``: most visible tests passed, ties broken by agreement of
 #: outputs across candidates, then by the shortest code. ``agreement``: skip the tests, most agreeing

@@ -60,11 +60,12 @@ from neatpipe.runtime.trajectory import (
     Trajectory,
 )
 from neatpipe.sandbox.program import ExecResult
+from neatpipe.vocab import FEEDBACK_CHOICES, GENOME_FEEDBACK
 
 #: Values of ``run_pipeline(feedback=...)``: force visible or hidden feedback for every executor, or
 #: ``None`` to use each executor gene's own ``feedback`` (recorded as ``"genome"``).
-FEEDBACK_POLICIES = ("visible", "hidden", None)
-GENOME_POLICY = "genome"
+FEEDBACK_POLICIES = (*FEEDBACK_CHOICES, None)
+GENOME_POLICY = GENOME_FEEDBACK
 
 Progress = Callable[[str, int, int], None]
 
@@ -652,7 +653,7 @@ def run_pipeline(
             raise PipelineError(f"problem {p.task_id!r} appears twice in the batch")
         seen.add(p.task_id)
     for s in plan.stages:  # the messages module checks this too, but only once a model has run
-        if s.executor is not None and feedback is None and s.executor.feedback not in ("visible", "hidden"):
+        if s.executor is not None and feedback is None and s.executor.feedback not in FEEDBACK_CHOICES:
             raise PipelineError(f"executor {s.executor_name!r} has no valid feedback setting")
 
     used = {m: models[m] for m in plan.models}
