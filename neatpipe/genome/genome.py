@@ -30,7 +30,7 @@ import neat
 from neat.innovation import InnovationTracker
 
 from neatpipe.genome.canonical import Complexity, behaviour_hash, complexity
-from neatpipe.genome.errors import GenomeError, Problem
+from neatpipe.genome.errors import GenomeError, Issue
 from neatpipe.genome.genes import (
     ATTRIBUTE_FIELDS,
     OUTPUT,
@@ -292,13 +292,13 @@ class PipelineGenome:
 
     # -- validity ------------------------------------------------------------------------------
 
-    def problems(self, rules: Rules | GenomeSettings | None = None) -> list[Problem]:
+    def problems(self, rules: Rules | GenomeSettings | None = None) -> list[Issue]:
         if isinstance(rules, GenomeSettings):
             rules = Rules.from_settings(rules)
         out = find_problems(self.nodes, self.connections, rules)
         for key, c in self.connections.items():
             if key != c.key:
-                out.append(Problem(f"connection {key}", f"gene key {c.key} differs from its dict key"))
+                out.append(Issue(f"connection {key}", f"gene key {c.key} differs from its dict key"))
         return out
 
     def check(self, rules: Rules | GenomeSettings | None = None) -> None:
