@@ -25,7 +25,6 @@ from neatpipe.vocab import VISIBLE_POLICIES
 
 MBPP_FILENAME = "sanitized-mbpp.json"
 MBPP_URL = "https://raw.githubusercontent.com/google-research/google-research/master/mbpp/sanitized-mbpp.json"
-MBPP_SHA256 = "ca95deaa9a01ef0a6f439f88bcf0dd3db3563d22f22aad6cae04ebb9a8d8c8e9"
 MBPP_SIZE = 427
 # sha256 of the sorted task ids joined by commas: the content check that also accepts a re-serialised file
 MBPP_TASK_IDS_SHA256 = "3faedd88cb8c6172a46de582fdf8fed91ae7cd4f92cab659bb75415f661d07f3"

@@ -34,10 +34,6 @@ class GenomeError(NeatpipeError, ValueError):
         self.source = source
         super().__init__(problems_message(self.problems, source))
 
-    def with_source(self, source: str) -> GenomeError:
-        """The same problems, attributed to ``source`` (a file name)."""
-        return GenomeError(self.problems, source)
-
 
 class ConfigError(NeatpipeError, ValueError):
     """A ``[PipelineGenome]`` setting is missing, unknown or out of range; the message names it."""

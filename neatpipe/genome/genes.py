@@ -81,10 +81,6 @@ class NodeGene:
     def calls_model(self) -> bool:
         return self.role in MODEL_ROLES
 
-    @property
-    def emits_candidate(self) -> bool:
-        return self.role in CANDIDATE_ROLES
-
     def attributes(self) -> dict[str, Any]:
         """The role's fields and their values, in file order."""
         return {name: getattr(self, name) for name in ROLE_FIELDS[self.role]}

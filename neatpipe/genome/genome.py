@@ -307,9 +307,6 @@ class PipelineGenome:
         if problems:
             raise GenomeError(problems)
 
-    def is_valid(self, rules: Rules | GenomeSettings | None = None) -> bool:
-        return not self.problems(rules)
-
     def roles(self) -> dict[Role, int]:
         return count_roles(self.nodes)
 

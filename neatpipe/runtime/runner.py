@@ -151,10 +151,6 @@ class PipelineRun:
     def pass_rate(self) -> float:
         return self.passed / self.total if self.total else 0.0
 
-    @property
-    def passed_ids(self) -> list[str]:
-        return [t.task_id for t in self.trajectories if t.passed]
-
     def summary(self) -> dict[str, Any]:
         """The run's numbers, for logs and JSON output."""
         return {
