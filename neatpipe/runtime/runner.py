@@ -27,7 +27,6 @@ run twice on the same tests, so a sandbox batch may be smaller than the number o
 from __future__ import annotations
 
 import ast
-import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +59,7 @@ from neatpipe.runtime.trajectory import (
     Trajectory,
 )
 from neatpipe.sandbox.program import ExecResult
+from neatpipe.seeds import seed_from_text
 from neatpipe.vocab import FEEDBACK_CHOICES, GENOME_FEEDBACK
 
 #: Values of ``run_pipeline(feedback=...)``: force visible or hidden feedback for every executor, or
@@ -80,8 +80,7 @@ def request_seed(seed: int, task_id: str, node: int, iteration: int) -> int:
     The same run seed gives the same requests (so the completion cache hits and runs reproduce);
     another run seed gives other samples at temperature > 0.
     """
-    digest = hashlib.sha256(f"{seed}\x00{task_id}\x00{node}\x00{iteration}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") & MAX_SEED
+    return seed_from_text(f"{seed}\x00{task_id}\x00{node}\x00{iteration}", MAX_SEED.bit_length())
 
 
 # -- results ------------------------------------------------------------------------------------------
