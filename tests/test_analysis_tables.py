@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neatpipe.analysis.iterations import (
+    Attempt,
     IterationTrajectory,
-    Step,
     TrajectoryFormatError,
     detect_kind,
     early_stopping_table,
@@ -98,7 +98,7 @@ def test_read_neatpipe_jsonl(run_file):
     assert ts.kind == "neatpipe" and ts.n_runs == 1 and ts.early_stop == "early-stopped"
     assert ts.meta["feedback"] == "visible" and ts.meta["synthetic"] is True
     assert [len(t.steps) for t in ts.trajectories] == [1, 2, 4, 3, 2, 3]
-    assert ts.trajectories[5].steps[1] == Step(1, True, None, False)
+    assert ts.trajectories[5].steps[1] == Attempt(1, True, None, False)
 
 
 def test_early_stopping_table_on_early_stopped_run(run_file):
@@ -119,7 +119,7 @@ def run_trajs():
     return [
         IterationTrajectory(
             r["task_id"],
-            tuple(Step(i["iter"], i["passed"], i["error_type"]) for i in r["stages"][0]["iterations"]),
+            tuple(Attempt(i["iter"], i["passed"], i["error_type"]) for i in r["stages"][0]["iterations"]),
         )
         for r in RUN0
     ]
@@ -196,7 +196,7 @@ def test_line_without_stages_is_one_step(tmp_path):
     rec.update(stages=[], passed=False, final={"status": "timeout", "error_type": "Timeout"})
     ts = read_neatpipe_trajectories(write_jsonl(tmp_path / "s.jsonl", [rec]))["solo"]
     (traj,) = ts.trajectories
-    assert traj.steps == (Step(0, False, "Timeout"),)
+    assert traj.steps == (Attempt(0, False, "Timeout"),)
     assert traj.initial_category == "TimeoutError"
 
 
@@ -280,7 +280,7 @@ def _traj(k, errors, early):
         cut = next((i for i, e in enumerate(errors) if e is None), len(errors) - 1)
         errors = errors[: cut + 1]
     return IterationTrajectory(
-        f"T/{k}", tuple(Step(i, e is None, e) for i, e in enumerate(errors)), early_stop=early
+        f"T/{k}", tuple(Attempt(i, e is None, e) for i, e in enumerate(errors)), early_stop=early
     )
 
 

@@ -471,7 +471,7 @@ def test_report_on_a_malformed_generation_log(tmp_path, capsys) -> None:
 # -- outputs ---------------------------------------------------------------------------------------------
 
 
-def test_an_output_symlink_stays_a_link_and_its_target_is_written(tmp_path, capsys) -> None:
+def test_an_output_symlink_stays_a_link_and_its_target_is_written(tmp_path) -> None:
     target = tmp_path / "real.yaml"
     target.write_text("old\n")
     link = tmp_path / "link.yaml"
@@ -482,7 +482,7 @@ def test_an_output_symlink_stays_a_link_and_its_target_is_written(tmp_path, caps
     assert sorted(os.listdir(tmp_path)) == ["link.yaml", "real.yaml"]
 
 
-def test_an_output_fifo_is_written_to_not_replaced(tmp_path, capsys) -> None:
+def test_an_output_fifo_is_written_to_not_replaced(tmp_path) -> None:
     fifo = tmp_path / "out.yaml"
     os.mkfifo(fifo)
     received: list[bytes] = []
@@ -494,7 +494,7 @@ def test_an_output_fifo_is_written_to_not_replaced(tmp_path, capsys) -> None:
     assert b"format: neatpipe-genome/1" in received[0]
 
 
-def test_an_output_device_is_written_to_not_replaced(tmp_path, capsys) -> None:
+def test_an_output_device_is_written_to_not_replaced(tmp_path) -> None:
     if os.geteuid() == 0:  # a null device of our own, so that a regression cannot replace /dev/null
         device = tmp_path / "null"
         os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
@@ -512,7 +512,7 @@ def test_an_output_that_is_a_folder_is_named(tmp_path, capsys) -> None:
 
 
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
-def test_outputs_get_the_users_umask(umask, mode, tmp_path, capsys) -> None:
+def test_outputs_get_the_users_umask(umask, mode, tmp_path) -> None:
     old = os.umask(umask)
     try:
         assert main(["export", str(GENOME), "-o", str(tmp_path / "g.yaml")]) == 0
@@ -521,7 +521,7 @@ def test_outputs_get_the_users_umask(umask, mode, tmp_path, capsys) -> None:
     assert stat.S_IMODE(os.stat(tmp_path / "g.yaml").st_mode) == mode
 
 
-def test_a_replaced_output_keeps_its_mode(tmp_path, capsys) -> None:
+def test_a_replaced_output_keeps_its_mode(tmp_path) -> None:
     out = tmp_path / "g.yaml"
     out.write_text("old\n")
     out.chmod(0o640)

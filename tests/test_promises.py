@@ -23,7 +23,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from neatpipe.analysis import load_trajectories, regression_table, transition_table
-from neatpipe.analysis.iterations import Step, neatpipe_sets_from_records
+from neatpipe.analysis.iterations import Attempt, neatpipe_sets_from_records
 from neatpipe.bench import Problem, ProblemSet
 from neatpipe.evolution import Evaluator, Penalty, Racing, ResultStore
 from neatpipe.genome import PipelineGenome, load_genome
@@ -219,7 +219,7 @@ def test_multi_stage_line_is_analysed_on_its_last_stage(sandbox, tmp_path) -> No
     in_memory = neatpipe_sets_from_records([("run", t.to_dict())])["two-stage"].trajectories
     for trajs in (from_file, in_memory):
         (traj,) = trajs
-        assert traj.steps == (Step(0, True, None, True), Step(1, False, "AssertionError", False))
+        assert traj.steps == (Attempt(0, True, None, True), Attempt(1, False, "AssertionError", False))
         assert traj.early_stop is False and traj.final_passed is False
         assert transition_table(trajs).counts == {("passed", "AssertionError"): 1}
         assert regression_table(trajs).broke == 1
@@ -228,7 +228,7 @@ def test_multi_stage_line_is_analysed_on_its_last_stage(sandbox, tmp_path) -> No
     swapped = two_stages(ia=1, ea="false", ib=1, eb="true")
     run = run_pipeline(swapped, [add_problem()], {"coder": Scripted("c", RIGHT)}, sandbox, label="s")
     (traj,) = neatpipe_sets_from_records([("run", run.trajectories[0].to_dict())])["s"].trajectories
-    assert traj.early_stop is True and traj.steps == (Step(0, True, None, True),)
+    assert traj.early_stop is True and traj.steps == (Attempt(0, True, None, True),)
 
 
 # -- the result store never answers for another model or for changed tests ---------------------------------

@@ -240,17 +240,8 @@ def test_the_workers_plain_encoder_writes_what_the_general_one_writes() -> None:
         protocol.encode_plain({"x": object()})
 
 
-def test_programs_and_results_round_trip() -> None:
-    program = Program("x = '\\udce9 é'", (TestCase("assert x", "t"),), "h = 1", "x", 3.5, 7, True, "lbl")
-    assert (
-        protocol.program_from_wire(protocol.decode(protocol.encode(protocol.program_to_wire(program))))
-        == program
-    )
+def test_results_round_trip_through_their_dict() -> None:
     result = verdict(LOAD, ran(1), ran(2, ERROR), END)
-    expected = {k: v for k, v in result.to_dict().items() if k != "passed"}
-    assert protocol.decode(protocol.encode(protocol.result_to_wire(result))) == protocol.decode(
-        protocol.encode(expected)
-    )
     assert ExecResult.from_dict(result.to_dict()) == result
 
 

@@ -9,8 +9,8 @@ file) and the early-stopping, error-fix, transition and regression tables.
 
 from neatpipe.analysis.iterations import (
     ERROR_CATEGORIES,
+    Attempt,
     IterationTrajectory,
-    Step,
     TrajectoryFormatError,
     TrajectorySet,
     early_stopping_table,
@@ -33,7 +33,7 @@ from neatpipe.analysis.stats import (
 __all__ = [
     "ERROR_CATEGORIES",
     "IterationTrajectory",
-    "Step",
+    "Attempt",
     "TrajectoryFormatError",
     "TrajectorySet",
     "bootstrap_pass_at_1",

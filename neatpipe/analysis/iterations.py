@@ -40,7 +40,7 @@ __all__ = [
     "ERROR_CATEGORIES",
     "NEATPIPE_FORMAT",
     "TrajectoryFormatError",
-    "Step",
+    "Attempt",
     "IterationTrajectory",
     "TrajectorySet",
     "error_category",
@@ -108,7 +108,7 @@ def error_category(error_type: str | None) -> str:
     return _CATEGORY_OF.get(error_type, "Other")
 
 
-class Step(NamedTuple):
+class Attempt(NamedTuple):
     """One candidate of a refine loop: iteration, hidden-test result, error type, visible result."""
 
     iteration: int
@@ -122,7 +122,7 @@ class IterationTrajectory:
     """The refine-loop trajectory of one problem in one run (steps 0..n-1, contiguous)."""
 
     task_id: str
-    steps: tuple[Step, ...]
+    steps: tuple[Attempt, ...]
     repeat: int = 0
     early_stop: bool | None = None
     final_passed: bool | None = None  # the line's own pass@1 result, when the source records one
@@ -212,7 +212,7 @@ def _check_path(path: str | Path) -> Path:
     return p
 
 
-def _steps_from(raw: Any, where: str) -> tuple[Step, ...]:
+def _steps_from(raw: Any, where: str) -> tuple[Attempt, ...]:
     if not isinstance(raw, list) or not raw:
         raise TrajectoryFormatError(f"{where}: expected a non-empty list of {{iter, passed, error_type}}")
     steps = []
@@ -225,7 +225,7 @@ def _steps_from(raw: Any, where: str) -> tuple[Step, ...]:
                 f"{where}[{i}]: iteration {it!r}, expected {i} (steps must be 0, 1, ...)"
             )
         steps.append(
-            Step(
+            Attempt(
                 iteration=i,
                 passed=bool(s["passed"]),
                 error_type=s.get("error_type"),
@@ -280,7 +280,7 @@ def read_study_trajectories(path: str | Path) -> dict[str, TrajectorySet]:
     return study_sets_from_data(data, str(p))
 
 
-def _neatpipe_steps(rec: Mapping[str, Any], where: str) -> tuple[tuple[Step, ...], bool | None]:
+def _neatpipe_steps(rec: Mapping[str, Any], where: str) -> tuple[tuple[Attempt, ...], bool | None]:
     stages = rec.get("stages")
     if stages:
         stage = stages[-1]
@@ -294,7 +294,7 @@ def _neatpipe_steps(rec: Mapping[str, Any], where: str) -> tuple[tuple[Step, ...
         raise TrajectoryFormatError(f"{where}: no 'stages' and no 'passed'")
     final = rec.get("final") or {}
     error = None if rec["passed"] else (final.get("error_type") or final.get("status") or "Other")
-    return (Step(0, bool(rec["passed"]), error),), None
+    return (Attempt(0, bool(rec["passed"]), error),), None
 
 
 def read_neatpipe_trajectories(path: str | Path) -> dict[str, TrajectorySet]:

@@ -41,7 +41,6 @@ from neatpipe.analysis.iterations import (
     early_stopping_table,
     error_fix_table,
     first_break_iterations,
-    read_study_trajectories,
 )
 from neatpipe.analysis.stats import Summary, WelchResult, separation, summarize, welch_t_test
 from neatpipe.io import FileError, read_text
@@ -57,7 +56,6 @@ __all__ = [
     "separation_table",
     "study_aggregates",
     "read_study_aggregates",
-    "recompute_study_file",
     "net_per_iteration",
 ]
 
@@ -238,11 +236,6 @@ def read_study_aggregates(path: str | Path) -> dict[str, dict[str, Any]]:
     if not isinstance(data, Mapping) or not isinstance(data.get("analyses"), Mapping):
         raise TrajectoryFormatError(f"{p}: expected an object with an 'analyses' section")
     return dict(data["analyses"])
-
-
-def recompute_study_file(path: str | Path) -> dict[str, dict[str, Any]]:
-    """:func:`study_aggregates` for every pipeline of an ``iteration_analysis.json``."""
-    return {name: study_aggregates(ts.trajectories) for name, ts in read_study_trajectories(path).items()}
 
 
 def net_per_iteration(trajectories: Sequence[IterationTrajectory], *, symmetric: bool = False) -> list[int]:

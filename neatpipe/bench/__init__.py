@@ -16,8 +16,7 @@ from neatpipe.bench.mbpp import SPLITS as MBPP_SPLITS
 from neatpipe.bench.mbpp import load_mbpp, resolve_mbpp_path
 from neatpipe.bench.problem import Problem, ProblemSet
 from neatpipe.bench.subsets import SubsetSchedule, subset
-
-BENCHMARKS = ("humaneval", "mbpp")
+from neatpipe.vocab import BENCHMARKS
 
 
 def load_benchmark(name: str, path: str | Path | None = None, **options) -> ProblemSet:

@@ -16,8 +16,6 @@ from neatpipe.bench.problem import Problem, ProblemSet
 from neatpipe.errors import NeatpipeError
 from neatpipe.io import FileError, decode_text, read_bytes
 
-HUMANEVAL_SHA256 = "b796127e635a67f93fb35c04f4cb03cf06f38c8072ee7cee8833d7bee06979ef"
-
 # Docstring examples that contradict the benchmark's own tests and reference solution, so they are
 # not offered as visible tests (a model told to satisfy them would be misled). Each entry is checked
 # by the test suite: the reference solution really fails it.

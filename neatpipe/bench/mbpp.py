@@ -21,10 +21,10 @@ from pathlib import Path
 from neatpipe.bench.humaneval import BenchmarkDataError
 from neatpipe.bench.problem import Problem, ProblemSet
 from neatpipe.io import FileError, atomic_write_bytes, read_bytes, read_text
+from neatpipe.vocab import VISIBLE_POLICIES
 
 MBPP_FILENAME = "sanitized-mbpp.json"
 MBPP_URL = "https://raw.githubusercontent.com/google-research/google-research/master/mbpp/sanitized-mbpp.json"
-MBPP_SHA256 = "ca95deaa9a01ef0a6f439f88bcf0dd3db3563d22f22aad6cae04ebb9a8d8c8e9"
 MBPP_SIZE = 427
 # sha256 of the sorted task ids joined by commas: the content check that also accepts a re-serialised file
 MBPP_TASK_IDS_SHA256 = "3faedd88cb8c6172a46de582fdf8fed91ae7cd4f92cab659bb75415f661d07f3"
@@ -36,7 +36,6 @@ SPLITS: dict[str, range] = {
     "validation": range(511, 601),
     "train": range(601, 975),
 }
-VISIBLE_POLICIES = ("first", "all")
 _FIELDS = {"task_id", "prompt", "code", "test_imports", "test_list"}
 
 

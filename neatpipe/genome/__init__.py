@@ -6,7 +6,7 @@ dictionaries. Graph files (YAML, JSON, GraphML; DOT, SVG and PNG pictures) are r
 """
 
 from neatpipe.genome.canonical import Complexity, behaviour_hash, canonical_form, complexity
-from neatpipe.genome.errors import ConfigError, GenomeError, Problem
+from neatpipe.genome.errors import ConfigError, GenomeError, Issue
 from neatpipe.genome.fileio import (
     LoadedGenome,
     atomic_write_text,
@@ -27,12 +27,11 @@ from neatpipe.genome.genes import (
     NodeGene,
     Role,
 )
-from neatpipe.genome.genome import PipelineGenome
+from neatpipe.genome.genome import PipelineGenome, make_neat_config
 from neatpipe.genome.settings import (
     DEFAULT_MODELS,
     GenomeSettings,
     PipelineGenomeConfig,
-    make_neat_config,
     write_neat_config,
 )
 from neatpipe.genome.structure import Rules, find_problems
@@ -48,11 +47,11 @@ __all__ = [
     "ConnectionGene",
     "GenomeError",
     "GenomeSettings",
+    "Issue",
     "LoadedGenome",
     "NodeGene",
     "PipelineGenome",
     "PipelineGenomeConfig",
-    "Problem",
     "Role",
     "Rules",
     "atomic_write_text",

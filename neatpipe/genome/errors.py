@@ -9,7 +9,7 @@ from neatpipe.errors import NeatpipeError, problems_message
 
 
 @dataclass(frozen=True)
-class Problem:
+class Issue:
     """One thing wrong with a genome. ``where`` names the node, edge or field (``node 'gen'``,
     ``edge gen -> exec``, ``node 'gen' field 'temperature'``); ``message`` says what is wrong."""
 
@@ -27,16 +27,12 @@ class GenomeError(NeatpipeError, ValueError):
     when there is one.
     """
 
-    def __init__(self, problems: Sequence[Problem] | str, source: str | None = None) -> None:
+    def __init__(self, problems: Sequence[Issue] | str, source: str | None = None) -> None:
         if isinstance(problems, str):
-            problems = (Problem("", problems),)
-        self.problems: tuple[Problem, ...] = tuple(problems)
+            problems = (Issue("", problems),)
+        self.problems: tuple[Issue, ...] = tuple(problems)
         self.source = source
         super().__init__(problems_message(self.problems, source))
-
-    def with_source(self, source: str) -> GenomeError:
-        """The same problems, attributed to ``source`` (a file name)."""
-        return GenomeError(self.problems, source)
 
 
 class ConfigError(NeatpipeError, ValueError):

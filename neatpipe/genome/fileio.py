@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from neatpipe.errors import shown
-from neatpipe.genome.errors import GenomeError, Problem
+from neatpipe.genome.errors import GenomeError, Issue
 from neatpipe.genome.genes import (
     ATTRIBUTE_FIELDS,
     OUTPUT,
@@ -34,9 +34,11 @@ from neatpipe.genome.genes import (
     Role,
 )
 from neatpipe.genome.genome import PipelineGenome
+from neatpipe.genome.graphs import topological_order
 from neatpipe.genome.prompts import prompt_pool
+from neatpipe.genome.render import genome_to_dot, render_image
 from neatpipe.genome.settings import GenomeSettings
-from neatpipe.genome.structure import Rules, default_name, find_problems, topological_order
+from neatpipe.genome.structure import Rules, default_name, find_problems
 from neatpipe.io import (  # noqa: F401 - the atomic writes and the YAML loader are used from here too
     FileError,
     StrictLoader,
@@ -111,20 +113,20 @@ def genome_from_data(
     """Parses and validates a genome document; raises ``GenomeError`` naming ``source`` and every
     node, edge or field that is wrong. ``models`` (a pool) makes unknown model names errors;
     ``rules`` replaces the default checks (e.g. ``Rules.from_settings`` of an experiment)."""
-    problems: list[Problem] = []
+    problems: list[Issue] = []
 
     def fail(where: str, message: str) -> GenomeError:
-        return GenomeError([*problems, Problem(where, message)], source)
+        return GenomeError([*problems, Issue(where, message)], source)
 
     if not isinstance(data, Mapping):
         raise fail("", "a genome file must be a mapping with 'nodes' and 'edges'")
     for name in data:
         if name not in _TOP_FIELDS:
-            problems.append(Problem(f"field '{name}'", f"unknown field (known: {', '.join(_TOP_FIELDS)})"))
+            problems.append(Issue(f"field '{name}'", f"unknown field (known: {', '.join(_TOP_FIELDS)})"))
     fmt = data.get("format", FORMAT)
     if fmt != FORMAT:
         problems.append(
-            Problem("field 'format'", f"unsupported format {shown(fmt)} (this version reads {FORMAT})")
+            Issue("field 'format'", f"unsupported format {shown(fmt)} (this version reads {FORMAT})")
         )
     raw_nodes = data.get("nodes")
     raw_edges = data.get("edges")
@@ -138,18 +140,18 @@ def genome_from_data(
     for node_id, entry in raw_nodes.items():
         node_id = str(node_id)
         if node_id in _PIN_BY_NAME:
-            problems.append(Problem(f"node '{node_id}'", "this id is reserved for a pin; pick another id"))
+            problems.append(Issue(f"node '{node_id}'", "this id is reserved for a pin; pick another id"))
             continue
         if isinstance(entry, Mapping) and "key" in entry:
             key = entry["key"]
             if not isinstance(key, int) or isinstance(key, bool) or key < 1:
                 problems.append(
-                    Problem(f"node '{node_id}' field 'key'", f"must be a positive integer, not {shown(key)}")
+                    Issue(f"node '{node_id}' field 'key'", f"must be a positive integer, not {shown(key)}")
                 )
             elif key in explicit.values():
                 other = next(n for n, k in explicit.items() if k == key)
                 problems.append(
-                    Problem(f"node '{node_id}' field 'key'", f"key {key} is also node '{other}'s key")
+                    Issue(f"node '{node_id}' field 'key'", f"key {key} is also node '{other}'s key")
                 )
             else:
                 explicit[node_id] = key
@@ -180,12 +182,12 @@ def genome_from_data(
     used_innovations: dict[int, str] = {}
     for key, innovation, where in edges:
         if key in seen:
-            problems.append(Problem(where, f"duplicate of {seen[key]}"))
+            problems.append(Issue(where, f"duplicate of {seen[key]}"))
         seen.setdefault(key, where)
         if innovation is not None:
             if innovation in used_innovations:
                 problems.append(
-                    Problem(where, f"innovation {innovation} is also {used_innovations[innovation]}'s")
+                    Issue(where, f"innovation {innovation} is also {used_innovations[innovation]}'s")
                 )
             used_innovations.setdefault(innovation, where)
     next_innovation = max([next_key - 1, *used_innovations]) + 1
@@ -199,15 +201,15 @@ def genome_from_data(
 
     genome_key = data.get("key")
     if genome_key is not None and (not isinstance(genome_key, int) or isinstance(genome_key, bool)):
-        problems.append(Problem("field 'key'", f"a genome key must be an integer, not {shown(genome_key)}"))
+        problems.append(Issue("field 'key'", f"a genome key must be an integer, not {shown(genome_key)}"))
         genome_key = None
     fitness = data.get("fitness")
     if fitness is not None and (not isinstance(fitness, (int, float)) or isinstance(fitness, bool)):
-        problems.append(Problem("field 'fitness'", f"must be a number, not {shown(fitness)}"))
+        problems.append(Issue("field 'fitness'", f"must be a number, not {shown(fitness)}"))
         fitness = None
     description = data.get("description") or ""
     if not isinstance(description, str):
-        problems.append(Problem("field 'description'", "must be text"))
+        problems.append(Issue("field 'description'", "must be text"))
         description = ""
     names = {k: n for n, k in keys.items()}
     if rules is None:
@@ -225,17 +227,17 @@ def genome_from_data(
     return LoadedGenome(genome, names, source)
 
 
-def _parse_node(node_id: str, key: int, entry: Any, problems: list[Problem]) -> NodeGene | None:
+def _parse_node(node_id: str, key: int, entry: Any, problems: list[Issue]) -> NodeGene | None:
     where = f"node '{node_id}'"
     if not isinstance(entry, Mapping):
-        problems.append(Problem(where, "must be a mapping with a 'role' and the role's attributes"))
+        problems.append(Issue(where, "must be a mapping with a 'role' and the role's attributes"))
         return None
     role_name = entry.get("role")
     try:
         role = Role(role_name)
     except ValueError:
         problems.append(
-            Problem(
+            Issue(
                 f"{where} field 'role'",
                 f"unknown role {shown(role_name)} (roles: {', '.join(r.value for r in Role)})"
                 if role_name is not None
@@ -250,12 +252,12 @@ def _parse_node(node_id: str, key: int, entry: Any, problems: list[Problem]) -> 
             continue
         if name not in ATTRIBUTE_FIELDS:
             problems.append(
-                Problem(f"{where} field '{name}'", f"unknown field (a {role.value} has: {', '.join(wanted)})")
+                Issue(f"{where} field '{name}'", f"unknown field (a {role.value} has: {', '.join(wanted)})")
             )
             ok = False
         elif name not in wanted:
             problems.append(
-                Problem(
+                Issue(
                     f"{where} field '{name}'",
                     f"does not apply to a {role.value} (a {role.value} has: {', '.join(wanted)})",
                 )
@@ -268,7 +270,7 @@ def _parse_node(node_id: str, key: int, entry: Any, problems: list[Problem]) -> 
             value = _default(role, name)
             if value is None:
                 problems.append(
-                    Problem(f"{where} field '{name}'", f"missing (a {role.value} needs {', '.join(wanted)})")
+                    Issue(f"{where} field '{name}'", f"missing (a {role.value} needs {', '.join(wanted)})")
                 )
                 ok = False
                 continue
@@ -276,7 +278,7 @@ def _parse_node(node_id: str, key: int, entry: Any, problems: list[Problem]) -> 
             names = [v.name for v in prompt_pool(role.value)]
             if value not in names:
                 problems.append(
-                    Problem(
+                    Issue(
                         f"{where} field 'prompt'",
                         f"unknown {role.value} prompt {shown(value)} (known: {', '.join(names)})",
                     )
@@ -287,9 +289,7 @@ def _parse_node(node_id: str, key: int, entry: Any, problems: list[Problem]) -> 
         if name in ("temperature", "time_limit") and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if name in ("temperature", "time_limit") and isinstance(value, float) and not math.isfinite(value):
-            problems.append(
-                Problem(f"{where} field '{name}'", f"must be a finite number, not {shown(value)}")
-            )
+            problems.append(Issue(f"{where} field '{name}'", f"must be a finite number, not {shown(value)}"))
             ok = False
             continue
         values[name] = value
@@ -316,13 +316,13 @@ def _default(role: Role, name: str) -> Any:
 
 
 def _parse_edge(
-    i: int, item: Any, ids: Mapping[str, int], problems: list[Problem]
+    i: int, item: Any, ids: Mapping[str, int], problems: list[Issue]
 ) -> tuple[tuple[int, int], int | None, str] | None:
     if isinstance(item, Mapping):
         unknown = sorted(set(item) - {"from", "to", "innovation"})
         if unknown:
             problems.append(
-                Problem(
+                Issue(
                     f"edges[{i}]",
                     f"unknown field(s) {', '.join(map(str, unknown))} (an edge has from, to, innovation)",
                 )
@@ -333,19 +333,19 @@ def _parse_edge(
         parts = [*item, None][:3]
     else:
         problems.append(
-            Problem(f"edges[{i}]", f"an edge is [from, to] or [from, to, innovation], not {shown(item)}")
+            Issue(f"edges[{i}]", f"an edge is [from, to] or [from, to, innovation], not {shown(item)}")
         )
         return None
     source, target, innovation = str(parts[0]), str(parts[1]), parts[2]
     where = f"edge {source} -> {target}"
     bad = [n for n in (source, target) if n not in ids]
     if bad:
-        problems.append(Problem(where, f"refers to node '{bad[0]}', which is not defined under 'nodes'"))
+        problems.append(Issue(where, f"refers to node '{bad[0]}', which is not defined under 'nodes'"))
         return None
     if innovation is not None and (
         not isinstance(innovation, int) or isinstance(innovation, bool) or innovation < 1
     ):
-        problems.append(Problem(where, f"innovation must be a positive integer, not {shown(innovation)}"))
+        problems.append(Issue(where, f"innovation must be a positive integer, not {shown(innovation)}"))
         return None
     return (ids[source], ids[target]), innovation, where
 
@@ -546,13 +546,9 @@ def save_genome(
         raise ValueError(f"unknown format {shown(fmt)} (formats: {', '.join(WRITE_FORMATS)})")
     target = Path(path)
     if fmt in ("svg", "png"):
-        from neatpipe.genome.render import render_image
-
         render_image(genome, target, fmt, names)
         return target
     if fmt == "dot":
-        from neatpipe.genome.render import genome_to_dot
-
         text = genome_to_dot(genome, names)
     else:
         text = {"yaml": genome_to_yaml, "json": genome_to_json, "graphml": genome_to_graphml}[fmt](

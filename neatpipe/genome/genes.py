@@ -15,6 +15,8 @@ from dataclasses import dataclass, fields, replace
 from enum import Enum
 from typing import Any
 
+from neatpipe.vocab import FEEDBACK_CHOICES as FEEDBACK_CHOICES  # which tests an executor reports
+
 #: The pin every generator reads (the problem statement). Not a node gene.
 PROBLEM = -1
 #: The pin the pipeline's final candidate goes to. Not a node gene.
@@ -51,10 +53,6 @@ ROLE_FIELDS: dict[Role, tuple[str, ...]] = {
     Role.SELECTOR: ("strategy",),
 }
 
-#: Which tests an executor reports to the refiner: the examples a model may see, or the benchmark's
-#: own hidden tests (oracle feedback, which inflates scores; kept to reproduce studies that used it).
-FEEDBACK_CHOICES = ("visible", "hidden")
-
 #: Selector strategies. ``visible-tests``: most visible tests passed, ties broken by agreement of
 #: outputs across candidates, then by the shortest code. ``agreement``: skip the tests, most agreeing
 #: outputs first, then the shortest. A final tie always goes to the lexicographically smallest code,
@@ -82,10 +80,6 @@ class NodeGene:
     @property
     def calls_model(self) -> bool:
         return self.role in MODEL_ROLES
-
-    @property
-    def emits_candidate(self) -> bool:
-        return self.role in CANDIDATE_ROLES
 
     def attributes(self) -> dict[str, Any]:
         """The role's fields and their values, in file order."""

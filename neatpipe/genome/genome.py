@@ -18,16 +18,19 @@ wiring when the mix cannot be repaired.
 
 from __future__ import annotations
 
+import os
 import random
+import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import IO, Any
 
+import neat
 from neat.innovation import InnovationTracker
 
 from neatpipe.genome.canonical import Complexity, behaviour_hash, complexity
-from neatpipe.genome.errors import GenomeError, Problem
+from neatpipe.genome.errors import GenomeError, Issue
 from neatpipe.genome.genes import (
     ATTRIBUTE_FIELDS,
     OUTPUT,
@@ -37,8 +40,9 @@ from neatpipe.genome.genes import (
     NodeGene,
     Role,
 )
-from neatpipe.genome.settings import GenomeSettings, PipelineGenomeConfig
+from neatpipe.genome.settings import GenomeSettings, PipelineGenomeConfig, write_neat_config
 from neatpipe.genome.structure import Rules, count_roles, find_problems
+from neatpipe.genome.summary import summary
 from neatpipe.genome.surgery import (
     Alloc,
     Draft,
@@ -288,13 +292,13 @@ class PipelineGenome:
 
     # -- validity ------------------------------------------------------------------------------
 
-    def problems(self, rules: Rules | GenomeSettings | None = None) -> list[Problem]:
+    def problems(self, rules: Rules | GenomeSettings | None = None) -> list[Issue]:
         if isinstance(rules, GenomeSettings):
             rules = Rules.from_settings(rules)
         out = find_problems(self.nodes, self.connections, rules)
         for key, c in self.connections.items():
             if key != c.key:
-                out.append(Problem(f"connection {key}", f"gene key {c.key} differs from its dict key"))
+                out.append(Issue(f"connection {key}", f"gene key {c.key} differs from its dict key"))
         return out
 
     def check(self, rules: Rules | GenomeSettings | None = None) -> None:
@@ -303,15 +307,10 @@ class PipelineGenome:
         if problems:
             raise GenomeError(problems)
 
-    def is_valid(self, rules: Rules | GenomeSettings | None = None) -> bool:
-        return not self.problems(rules)
-
     def roles(self) -> dict[Role, int]:
         return count_roles(self.nodes)
 
     def __str__(self) -> str:
-        from neatpipe.genome.summary import summary
-
         return summary(self)
 
     def __repr__(self) -> str:
@@ -503,3 +502,20 @@ def _attribute_distance(n1: NodeGene, n2: NodeGene, s: GenomeSettings) -> float:
         else:  # prompt, early_stop, feedback, strategy: categorical
             total += 1.0
     return total
+
+
+def make_neat_config(
+    genome: Mapping[str, Any] | GenomeSettings, neat_settings: Mapping[str, Mapping[str, Any]] | None = None
+) -> neat.Config:
+    """A ``neat.Config`` using ``PipelineGenome`` and neat-python's default reproduction, species set
+    and stagnation, built from dictionaries. neat-python only reads files, so this writes a
+    temporary one (:func:`~neatpipe.genome.settings.write_neat_config`) and removes it."""
+    handle, path = tempfile.mkstemp(prefix="neatpipe-", suffix=".ini")
+    os.close(handle)
+    try:
+        write_neat_config(path, genome, neat_settings)
+        return neat.Config(
+            PipelineGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet, neat.DefaultStagnation, path
+        )
+    finally:
+        os.unlink(path)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from neatpipe.errors import shown
-from neatpipe.genome.errors import GenomeError, Problem
+from neatpipe.genome.errors import GenomeError, Issue
 from neatpipe.genome.fileio import FORMAT, LoadedGenome, genome_from_data
 from neatpipe.genome.genes import Role
 from neatpipe.genome.prompts import prompt_pool
@@ -107,11 +107,11 @@ def import_paper(
     genome = data.get("genome", data)
     if not isinstance(genome, Mapping) or not isinstance(genome.get("generator"), Mapping):
         raise GenomeError(
-            [Problem("field 'genome.generator'", "missing: not a reference-study champion")], where
+            [Issue("field 'genome.generator'", "missing: not a reference-study champion")], where
         )
     stages = genome.get("stages") or []
     if not isinstance(stages, list):
-        raise GenomeError([Problem("field 'genome.stages'", "must be a list")], where)
+        raise GenomeError([Issue("field 'genome.stages'", "must be a list")], where)
 
     matches: list[PromptMatch] = []
     model_map: dict[str, str] = {}
@@ -119,16 +119,16 @@ def import_paper(
     def model_node(part: Any, role: str, field_path: str) -> dict[str, Any]:
         if not isinstance(part, Mapping):
             raise GenomeError(
-                [Problem(f"field '{field_path}'", "must be an object with model and system_prompt")], where
+                [Issue(f"field '{field_path}'", "must be an object with model and system_prompt")], where
             )
         tag = part.get("model")
         if not isinstance(tag, str) or not tag:
-            raise GenomeError([Problem(f"field '{field_path}.model'", "missing Ollama model tag")], where)
+            raise GenomeError([Issue(f"field '{field_path}.model'", "missing Ollama model tag")], where)
         name = pool_name_for_tag(tag)
         if models is not None and name not in models:
             raise GenomeError(
                 [
-                    Problem(
+                    Issue(
                         f"field '{field_path}.model'",
                         f"Ollama tag {shown(tag)} maps to {shown(name)}, "
                         f"which is not in the model pool ({', '.join(models)})",
@@ -144,13 +144,13 @@ def import_paper(
             or not math.isfinite(temperature)
         ):
             raise GenomeError(
-                [Problem(f"field '{field_path}.temperature'", f"must be a number, not {shown(temperature)}")],
+                [Issue(f"field '{field_path}.temperature'", f"must be a number, not {shown(temperature)}")],
                 where,
             )
         prompt = part.get("system_prompt")
         if prompt is not None and not isinstance(prompt, str):
             raise GenomeError(
-                [Problem(f"field '{field_path}.system_prompt'", f"must be text, not {shown(prompt)}")], where
+                [Issue(f"field '{field_path}.system_prompt'", f"must be text, not {shown(prompt)}")], where
             )
         match = closest_prompt(role, prompt or "")
         matches.append(match)
@@ -169,12 +169,12 @@ def import_paper(
     for i, stage in enumerate(stages, start=1):
         path = f"genome.stages[{i - 1}]"
         if not isinstance(stage, Mapping):
-            raise GenomeError([Problem(f"field '{path}'", "must be an object")], where)
+            raise GenomeError([Issue(f"field '{path}'", "must be an object")], where)
         iterations = stage.get("max_iterations")
         if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
             raise GenomeError(
                 [
-                    Problem(
+                    Issue(
                         f"field '{path}.max_iterations'",
                         f"must be a positive integer, not {shown(iterations)}",
                     )

@@ -10,11 +10,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from neatpipe.genome.genes import OUTPUT, PROBLEM, NodeGene, Role
-from neatpipe.genome.genome import PipelineGenome
+from neatpipe.genome.graphs import topological_order
 from neatpipe.genome.prompts import prompt_pool
-from neatpipe.genome.structure import default_name, topological_order
+from neatpipe.genome.structure import default_name
+from neatpipe.io import atomic_write_with
+
+if TYPE_CHECKING:  # the genome class only annotates here: what is drawn is its data
+    from neatpipe.genome.genome import PipelineGenome
 
 _COLOURS = {
     "problem": "#e8e8e8",
@@ -123,8 +128,6 @@ def render_image(
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
     from matplotlib.patches import FancyBboxPatch
-
-    from neatpipe.genome.fileio import atomic_write_with
 
     target = Path(path)
     fmt = fmt or target.suffix.lstrip(".").lower()

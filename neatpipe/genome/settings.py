@@ -1,5 +1,5 @@
-"""The ``[PipelineGenome]`` section of a neat-python config file, and a helper that builds a whole
-``neat.Config`` from plain dictionaries.
+"""The ``[PipelineGenome]`` section of a neat-python config file, and the whole file written from plain
+dictionaries (``neatpipe.genome.genome.make_neat_config`` builds a ``neat.Config`` from it).
 
 neat-python reads its config from an INI file and hands the genome class the section's items as
 strings (``parse_config``). ``GenomeSettings`` is the typed, validated, frozen form of that section;
@@ -10,7 +10,6 @@ experiment layer writes the file from YAML through ``write_neat_config``.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import IO, Any
@@ -18,6 +17,7 @@ from typing import IO, Any
 from neatpipe.genome.errors import ConfigError
 from neatpipe.genome.genes import FEEDBACK_CHOICES, SELECTOR_STRATEGIES, Role
 from neatpipe.genome.prompts import default_pool_sizes
+from neatpipe.io import atomic_write_text
 
 #: The model pool names the baselines use; experiment files map each to a backend spec.
 DEFAULT_MODELS: tuple[str, ...] = (
@@ -304,8 +304,6 @@ def write_neat_config(
     maps a section name (``NEAT``, ``DefaultSpeciesSet``, ``DefaultStagnation``,
     ``DefaultReproduction``) to the parameters that replace ``NEAT_DEFAULTS``.
     """
-    from neatpipe.genome.fileio import atomic_write_text
-
     sections = _merged_sections(genome, neat_settings)
     order = ["NEAT", "PipelineGenome", *[n for n in sections if n not in ("NEAT", "PipelineGenome")]]
     lines: list[str] = []
@@ -319,19 +317,8 @@ def write_neat_config(
 def make_neat_config(
     genome: Mapping[str, Any] | GenomeSettings, neat_settings: Mapping[str, Mapping[str, Any]] | None = None
 ) -> Any:
-    """A ``neat.Config`` using ``PipelineGenome`` and neat-python's default reproduction, species set
-    and stagnation, built from dictionaries. neat-python only reads files, so this writes a
-    temporary one and removes it."""
-    import neat
+    """:func:`neatpipe.genome.genome.make_neat_config`, under its former address (``experiment.py``
+    imports it from here; remove this once it imports it from :mod:`neatpipe.genome`)."""
+    from neatpipe.genome.genome import make_neat_config as make
 
-    from neatpipe.genome.genome import PipelineGenome
-
-    handle, path = tempfile.mkstemp(prefix="neatpipe-", suffix=".ini")
-    os.close(handle)
-    try:
-        write_neat_config(path, genome, neat_settings)
-        return neat.Config(
-            PipelineGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet, neat.DefaultStagnation, path
-        )
-    finally:
-        os.unlink(path)
+    return make(genome, neat_settings)

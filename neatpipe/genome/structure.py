@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from neatpipe.errors import shown
-from neatpipe.genome.errors import GenomeError, Problem
+from neatpipe.genome.errors import GenomeError, Issue
 from neatpipe.genome.genes import (
     ATTRIBUTE_FIELDS,
     CANDIDATE_ROLES,
@@ -43,7 +43,10 @@ from neatpipe.genome.genes import (
     NodeGene,
     Role,
 )
+from neatpipe.genome.graphs import find_cycle, reach
+from neatpipe.genome.graphs import topological_order as topological_order  # evolution/run.py imports it here
 from neatpipe.genome.prompts import default_pool_sizes
+from neatpipe.genome.settings import GenomeSettings
 
 _SHORT = {
     Role.GENERATOR: "gen",
@@ -76,7 +79,7 @@ class Rules:
     max_generators: int | None = None
 
     @classmethod
-    def from_settings(cls, settings) -> Rules:  # settings: GenomeSettings (import cycle avoided)
+    def from_settings(cls, settings: GenomeSettings) -> Rules:
         return cls(
             models=tuple(settings.models),
             prompt_sizes={
@@ -145,18 +148,18 @@ def find_problems(
     edges: Iterable[tuple[int, int]],
     rules: Rules | None = None,
     names: Mapping[int, str] | None = None,
-) -> list[Problem]:
+) -> list[Issue]:
     """Every rule these genes break; empty when they form a valid pipeline.
 
     ``names`` maps node keys to the ids a file used, so problems name what the user wrote."""
     rules = rules or Rules()
     name = _Namer(nodes, names)
-    problems: list[Problem] = []
+    problems: list[Issue] = []
     for key, gene in nodes.items():
         if key != gene.key:
-            problems.append(Problem(name.node(key), f"gene key {gene.key} differs from its node key {key}"))
+            problems.append(Issue(name.node(key), f"gene key {gene.key} differs from its node key {key}"))
         if key in PIN_NAMES:
-            problems.append(Problem(name.node(key), f"key {key} is reserved for the {PIN_NAMES[key]} pin"))
+            problems.append(Issue(name.node(key), f"key {key} is reserved for the {PIN_NAMES[key]} pin"))
         problems.extend(attribute_problems(gene, rules, name.node(key)))
 
     edge_list = list(dict.fromkeys(edges))
@@ -165,13 +168,13 @@ def find_problems(
         s, t = e
         if kind_of(s, nodes) is None or kind_of(t, nodes) is None:
             missing = s if kind_of(s, nodes) is None else t
-            problems.append(Problem(name.edge(e), f"refers to node '{name(missing)}', which does not exist"))
+            problems.append(Issue(name.edge(e), f"refers to node '{name(missing)}', which does not exist"))
         elif s == t:
             problems.append(
-                Problem(name.edge(e), "a node cannot feed itself (loops are a refiner's iterations)")
+                Issue(name.edge(e), "a node cannot feed itself (loops are a refiner's iterations)")
             )
         elif not edge_allowed(s, t, nodes):
-            problems.append(Problem(name.edge(e), f"a {kind_of(s, nodes)} cannot feed a {kind_of(t, nodes)}"))
+            problems.append(Issue(name.edge(e), f"a {kind_of(s, nodes)} cannot feed a {kind_of(t, nodes)}"))
         else:
             legal.append(e)
 
@@ -189,14 +192,14 @@ def find_problems(
         ins, outs = inputs[key], outputs[key]
         if gene.role == Role.GENERATOR and ins != [PROBLEM]:
             problems.append(
-                Problem(
+                Issue(
                     where, f"missing feed: a generator reads the problem (add an edge problem -> {name(key)})"
                 )
             )
         elif gene.role == Role.EXECUTOR:
             if len(ins) != 1:
                 problems.append(
-                    Problem(
+                    Issue(
                         where,
                         f"missing feed: an executor looks at exactly one candidate (has {len(ins)})"
                         if not ins
@@ -206,16 +209,16 @@ def find_problems(
             refiners, analyzers = of_role(outs, Role.REFINER), of_role(outs, Role.ANALYZER)
             if len(refiners) != 1:
                 problems.append(
-                    Problem(where, f"an executor feeds exactly one refiner (feeds {len(refiners)})")
+                    Issue(where, f"an executor feeds exactly one refiner (feeds {len(refiners)})")
                 )
             if len(analyzers) > 1:
                 problems.append(
-                    Problem(where, f"an executor feeds at most one analyzer (feeds {len(analyzers)})")
+                    Issue(where, f"an executor feeds at most one analyzer (feeds {len(analyzers)})")
                 )
         elif gene.role == Role.ANALYZER:
             if len(ins) != 1:
                 problems.append(
-                    Problem(
+                    Issue(
                         where,
                         f"missing feed: an analyzer reads exactly one executor (has {len(ins)})"
                         if not ins
@@ -223,12 +226,12 @@ def find_problems(
                     )
                 )
             if len(outs) != 1:
-                problems.append(Problem(where, f"an analyzer feeds exactly one refiner (feeds {len(outs)})"))
+                problems.append(Issue(where, f"an analyzer feeds exactly one refiner (feeds {len(outs)})"))
         elif gene.role == Role.REFINER:
             execs, analyzers = of_role(ins, Role.EXECUTOR), of_role(ins, Role.ANALYZER)
             if len(execs) != 1:
                 problems.append(
-                    Problem(
+                    Issue(
                         where,
                         f"missing feed: a refiner is fed by exactly one executor (has {len(execs)})"
                         if not execs
@@ -236,14 +239,12 @@ def find_problems(
                     )
                 )
             if len(analyzers) > 1:
-                problems.append(
-                    Problem(where, f"a refiner takes at most one analyzer (has {len(analyzers)})")
-                )
+                problems.append(Issue(where, f"a refiner takes at most one analyzer (has {len(analyzers)})"))
             if len(execs) == 1:
                 for a in analyzers:
                     if inputs[a] and inputs[a] != execs:
                         problems.append(
-                            Problem(
+                            Issue(
                                 name.edge((a, key)),
                                 f"analyzer '{name(a)}' reads executor "
                                 f"'{name(inputs[a][0])}', not this refiner's executor '{name(execs[0])}'",
@@ -251,48 +252,46 @@ def find_problems(
                         )
         elif gene.role == Role.SELECTOR and len(ins) < 2:
             problems.append(
-                Problem(where, f"missing feed: a selector takes two or more candidates (has {len(ins)})")
+                Issue(where, f"missing feed: a selector takes two or more candidates (has {len(ins)})")
             )
     if len(inputs[OUTPUT]) != 1:
         fed = ", ".join(name(k) for k in inputs[OUTPUT]) or "nothing"
-        problems.append(
-            Problem("node 'output'", f"exactly one candidate must reach the output (fed by {fed})")
-        )
+        problems.append(Issue("node 'output'", f"exactly one candidate must reach the output (fed by {fed})"))
 
-    cycle = _find_cycle(legal)
+    cycle = find_cycle(legal)
     if cycle:
         path = " -> ".join(name(k) for k in (*cycle, cycle[0]))
         problems.append(
-            Problem(f"cycle {path}", "the graph must be acyclic (loops are a refiner's iterations)")
+            Issue(f"cycle {path}", "the graph must be acyclic (loops are a refiner's iterations)")
         )
     else:
-        from_problem = _reach(PROBLEM, outputs)
-        to_output = _reach(OUTPUT, inputs)
+        from_problem = reach(PROBLEM, legal)
+        to_output = reach(OUTPUT, legal, forward=False)
         for key in nodes:
             if key not in from_problem or key not in to_output:
                 side = "the problem" if key not in from_problem else "the output"
                 problems.append(
-                    Problem(name.node(key), f"is not on a path from problem to output (cut off from {side})")
+                    Issue(name.node(key), f"is not on a path from problem to output (cut off from {side})")
                 )
 
     problems.extend(limit_problems(nodes, rules))
     return problems
 
 
-def limit_problems(nodes: Mapping[int, NodeGene], rules: Rules) -> list[Problem]:
+def limit_problems(nodes: Mapping[int, NodeGene], rules: Rules) -> list[Issue]:
     out = []
     counts = count_roles(nodes)
     if rules.max_nodes is not None and len(nodes) > rules.max_nodes:
-        out.append(Problem("genome", f"{len(nodes)} nodes, more than max_nodes = {rules.max_nodes}"))
+        out.append(Issue("genome", f"{len(nodes)} nodes, more than max_nodes = {rules.max_nodes}"))
     if rules.max_stages is not None and counts[Role.REFINER] > rules.max_stages:
         out.append(
-            Problem(
+            Issue(
                 "genome", f"{counts[Role.REFINER]} refine stages, more than max_stages = {rules.max_stages}"
             )
         )
     if rules.max_generators is not None and counts[Role.GENERATOR] > rules.max_generators:
         out.append(
-            Problem(
+            Issue(
                 "genome",
                 f"{counts[Role.GENERATOR]} generators, more than max_generators = {rules.max_generators}",
             )
@@ -307,15 +306,15 @@ def count_roles(nodes: Mapping[int, NodeGene]) -> dict[Role, int]:
     return counts
 
 
-def attribute_problems(gene: NodeGene, rules: Rules, where: str) -> list[Problem]:
+def attribute_problems(gene: NodeGene, rules: Rules, where: str) -> list[Issue]:
     """Problems with one node's fields: missing, not for its role, wrong type, out of range."""
-    out: list[Problem] = []
+    out: list[Issue] = []
     if not isinstance(gene.role, Role):
-        return [Problem(where, f"unknown role {gene.role!r} (roles: {', '.join(r.value for r in Role)})")]
+        return [Issue(where, f"unknown role {gene.role!r} (roles: {', '.join(r.value for r in Role)})")]
     wanted = ROLE_FIELDS[gene.role]
 
     def bad(field_name: str, message: str) -> None:
-        out.append(Problem(f"{where} field '{field_name}'", message))
+        out.append(Issue(f"{where} field '{field_name}'", message))
 
     for f in ATTRIBUTE_FIELDS:
         value = getattr(gene, f)
@@ -384,70 +383,3 @@ def check(
     problems = find_problems(nodes, edges, rules, names)
     if problems:
         raise GenomeError(problems, source)
-
-
-def _reach(start: int, adjacency: Mapping[int, list[int]]) -> set[int]:
-    seen, stack = {start}, [start]
-    while stack:
-        for nxt in adjacency.get(stack.pop(), ()):
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append(nxt)
-    return seen
-
-
-def _find_cycle(edges: Iterable[tuple[int, int]]) -> list[int] | None:
-    """One cycle's nodes in order, or None for a DAG (iterative DFS, no recursion limit)."""
-    succ: dict[int, list[int]] = {}
-    for s, t in edges:
-        succ.setdefault(s, []).append(t)
-        succ.setdefault(t, [])
-    state: dict[int, int] = {}  # 1 on the stack, 2 done
-    for root in sorted(succ):
-        if root in state:
-            continue
-        path, iters = [root], [iter(succ[root])]
-        state[root] = 1
-        while path:
-            nxt = next(iters[-1], None)
-            if nxt is None:
-                state[path.pop()] = 2
-                iters.pop()
-            elif state.get(nxt) == 1:
-                return path[path.index(nxt) :]
-            elif nxt not in state:
-                state[nxt] = 1
-                path.append(nxt)
-                iters.append(iter(succ[nxt]))
-    return None
-
-
-def find_cycle(edges: Iterable[tuple[int, int]]) -> list[int] | None:
-    """Public form of the cycle search, used by repair."""
-    return _find_cycle(edges)
-
-
-def topological_order(nodes: Iterable[int], edges: Iterable[tuple[int, int]]) -> list[int]:
-    """Keys in an order where every edge goes forward; ties by key, so the order is stable."""
-    import heapq
-
-    keys = set(nodes)
-    indeg = {k: 0 for k in keys}
-    succ: dict[int, list[int]] = {k: [] for k in keys}
-    for s, t in edges:
-        if s in keys and t in keys:
-            succ[s].append(t)
-            indeg[t] += 1
-    heap = [k for k, d in indeg.items() if d == 0]
-    heapq.heapify(heap)
-    order = []
-    while heap:
-        k = heapq.heappop(heap)
-        order.append(k)
-        for t in succ[k]:
-            indeg[t] -= 1
-            if indeg[t] == 0:
-                heapq.heappush(heap, t)
-    if len(order) != len(keys):
-        raise GenomeError("the graph has a cycle")
-    return order

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from neatpipe.genome.genes import OUTPUT, PROBLEM, Role
-from neatpipe.genome.genome import PipelineGenome
+from neatpipe.genome.graphs import topological_order
 from neatpipe.genome.render import node_label_lines
-from neatpipe.genome.structure import default_name, topological_order
+from neatpipe.genome.structure import default_name
+
+if TYPE_CHECKING:  # the genome class only annotates here: what is summarised is its data
+    from neatpipe.genome.genome import PipelineGenome
 
 
 def summary(genome: PipelineGenome, names: Mapping[int, str] | None = None) -> str:

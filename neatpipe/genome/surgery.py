@@ -18,7 +18,8 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from neatpipe.genome.genes import CANDIDATE_ROLES, OUTPUT, PROBLEM, NodeGene, Role
-from neatpipe.genome.structure import Rules, count_roles, edge_allowed, find_cycle
+from neatpipe.genome.graphs import find_cycle, reach
+from neatpipe.genome.structure import Rules, count_roles, edge_allowed
 
 Alloc = Callable[[Hashable, Hashable, str], int]
 
@@ -262,34 +263,20 @@ def _repair_round(d: Draft, alloc: Alloc) -> bool:
             return True
 
     # 5. Nodes off every problem -> output path.
-    stray = set(d.nodes) - (_reach(d, PROBLEM, forward=True) & _reach(d, OUTPUT, forward=False))
+    stray = set(d.nodes) - (reach(PROBLEM, d.edges) & reach(OUTPUT, d.edges, forward=False))
     for k in stray:
         d.remove_node(k)
     return bool(stray)
 
 
-def _reach(d: Draft, start: int, forward: bool) -> set[int]:
-    adj: dict[int, list[int]] = {}
-    for s, t in d.edges:
-        a, b = (s, t) if forward else (t, s)
-        adj.setdefault(a, []).append(b)
-    seen, stack = {start}, [start]
-    while stack:
-        for n in adj.get(stack.pop(), ()):
-            if n not in seen:
-                seen.add(n)
-                stack.append(n)
-    return seen
-
-
 def _best_sink(d: Draft) -> int | None:
     """The candidate to wire to an unconnected output: one reachable from the problem that feeds
     nothing, with the most nodes upstream (keeping the most structure), newest key on ties."""
-    reachable = _reach(d, PROBLEM, forward=True)
+    reachable = reach(PROBLEM, d.edges)
     sinks = [k for k in d.candidates() if k in reachable and not d.outputs(k)]
     if not sinks:
         return None
-    return max(sinks, key=lambda k: (len(_reach(d, k, forward=False)), k))
+    return max(sinks, key=lambda k: (len(reach(k, d.edges, forward=False)), k))
 
 
 def enforce_limits(d: Draft, rules: Rules, alloc: Alloc, rng: Any = random) -> None:

@@ -10,12 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Literal
 
 from neatpipe.models.errors import RequestError
 
 ROLES = ("system", "user", "assistant")
-FinishReason = Literal["stop", "length"]
 FINISH_REASONS: tuple[str, ...] = ("stop", "length")
 MAX_SEED = 2**63 - 1
 

@@ -56,7 +56,7 @@ ERROR_TYPE_LABEL = "Error type:"
 PHASE_LABEL = "Phase:"
 MESSAGE_LABEL = "Message:"
 
-FEEDBACK_SOURCES: Mapping[str, str] = {"visible": "visible example tests", "hidden": "hidden tests"}
+FEEDBACK_LABELS: Mapping[str, str] = {"visible": "visible example tests", "hidden": "hidden tests"}
 DEFAULT_FEEDBACK_CHARS = 6000
 MIN_FEEDBACK_CHARS = 800
 
@@ -193,10 +193,10 @@ def _demote_headings(text: str) -> str:
 
 def _source_label(feedback_source: str) -> str:
     try:
-        return FEEDBACK_SOURCES[feedback_source]
+        return FEEDBACK_LABELS[feedback_source]
     except KeyError:
         raise ValueError(
-            f"feedback_source must be one of {', '.join(map(repr, FEEDBACK_SOURCES))}, got {feedback_source!r}"
+            f"feedback_source must be one of {', '.join(map(repr, FEEDBACK_LABELS))}, got {feedback_source!r}"
         ) from None
 
 
@@ -445,7 +445,7 @@ __all__ = [
     "CODE_HEADING",
     "DEFAULT_FEEDBACK_CHARS",
     "FAILING_TEST_HEADING",
-    "FEEDBACK_SOURCES",
+    "FEEDBACK_LABELS",
     "GENERATOR_INSTRUCTION",
     "INSTRUCTIONS_HEADING",
     "INSTRUCTION_PREFIXES",

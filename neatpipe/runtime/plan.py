@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from neatpipe.genome.errors import GenomeError
 from neatpipe.genome.genes import OUTPUT, PROBLEM, NodeGene, Role
 from neatpipe.genome.genome import PipelineGenome
-from neatpipe.genome.structure import Rules, default_name, find_problems, topological_order
+from neatpipe.genome.graphs import topological_order
+from neatpipe.genome.structure import Rules, default_name, find_problems
 
 STEP_KINDS = ("generate", "select", "stage")
 

@@ -27,7 +27,6 @@ run twice on the same tests, so a sandbox batch may be smaller than the number o
 from __future__ import annotations
 
 import ast
-import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,11 +59,13 @@ from neatpipe.runtime.trajectory import (
     Trajectory,
 )
 from neatpipe.sandbox.program import ExecResult
+from neatpipe.seeds import seed_from_text
+from neatpipe.vocab import FEEDBACK_CHOICES, GENOME_FEEDBACK
 
 #: Values of ``run_pipeline(feedback=...)``: force visible or hidden feedback for every executor, or
 #: ``None`` to use each executor gene's own ``feedback`` (recorded as ``"genome"``).
-FEEDBACK_POLICIES = ("visible", "hidden", None)
-GENOME_POLICY = "genome"
+FEEDBACK_POLICIES = (*FEEDBACK_CHOICES, None)
+GENOME_POLICY = GENOME_FEEDBACK
 
 Progress = Callable[[str, int, int], None]
 
@@ -79,8 +80,7 @@ def request_seed(seed: int, task_id: str, node: int, iteration: int) -> int:
     The same run seed gives the same requests (so the completion cache hits and runs reproduce);
     another run seed gives other samples at temperature > 0.
     """
-    digest = hashlib.sha256(f"{seed}\x00{task_id}\x00{node}\x00{iteration}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") & MAX_SEED
+    return seed_from_text(f"{seed}\x00{task_id}\x00{node}\x00{iteration}", MAX_SEED.bit_length())
 
 
 # -- results ------------------------------------------------------------------------------------------
@@ -149,10 +149,6 @@ class PipelineRun:
     @property
     def pass_rate(self) -> float:
         return self.passed / self.total if self.total else 0.0
-
-    @property
-    def passed_ids(self) -> list[str]:
-        return [t.task_id for t in self.trajectories if t.passed]
 
     def summary(self) -> dict[str, Any]:
         """The run's numbers, for logs and JSON output."""
@@ -652,7 +648,7 @@ def run_pipeline(
             raise PipelineError(f"problem {p.task_id!r} appears twice in the batch")
         seen.add(p.task_id)
     for s in plan.stages:  # the messages module checks this too, but only once a model has run
-        if s.executor is not None and feedback is None and s.executor.feedback not in ("visible", "hidden"):
+        if s.executor is not None and feedback is None and s.executor.feedback not in FEEDBACK_CHOICES:
             raise PipelineError(f"executor {s.executor_name!r} has no valid feedback setting")
 
     used = {m: models[m] for m in plan.models}

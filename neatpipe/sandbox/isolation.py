@@ -48,7 +48,7 @@ class SetupError(Exception):
 
 
 @dataclass
-class Plan:
+class ChildSetup:
     """What a worker established, and what each of its children must do."""
 
     pidns_fd: int | None = None  # own PID namespace, to reset before creating each program's one
@@ -272,13 +272,13 @@ def _expose_through(directories: list[str], rec: Recorder, staging: str) -> None
 
 def setup_namespaces(
     limits: Limits, options: Isolation, rec: Recorder, directories: list[str], worker_only: list[str] = ()
-) -> Plan:
+) -> ChildSetup:
     """Namespaces, mounts and worker-wide settings; returns the plan the rest builds on.
 
     ``directories`` are the interpreter's library directories, which programs must be able to read;
     ``worker_only`` are directories only the worker reads after this (neatpipe's own package).
     """
-    plan = Plan()
+    plan = ChildSetup()
     _worker_wide_settings(rec)
     names = ("user_namespace", "network_namespace", "mount_namespace", "readonly_filesystem", "private_tmp")
     if not _linux.AVAILABLE or not options.namespaces:
@@ -392,7 +392,7 @@ def _uid_is_mapped(uid: int) -> bool:
     return False
 
 
-def _plan_privileges(plan: Plan, options: Isolation, uid: int | None, rec: Recorder) -> None:
+def _plan_privileges(plan: ChildSetup, options: Isolation, uid: int | None, rec: Recorder) -> None:
     if not options.drop_privileges:
         rec.off("privilege_drop", "disabled by Isolation(drop_privileges=False)")
     elif rec.has_failed("privilege_drop"):
@@ -419,7 +419,7 @@ def _plan_privileges(plan: Plan, options: Isolation, uid: int | None, rec: Recor
         rec.on("privilege_drop", f"programs run as uid/gid {uid} with no supplementary groups")
 
 
-def _plan_nproc(plan: Plan, limits: Limits, rec: Recorder) -> None:
+def _plan_nproc(plan: ChildSetup, limits: Limits, rec: Recorder) -> None:
     plan.nproc = None
     if rec.has_failed("rlimit_nproc"):
         return
@@ -447,7 +447,7 @@ def _exists(pid: int) -> bool:
     return os.path.isdir(f"/proc/{pid}/task")
 
 
-def _plan_pid_namespace(plan: Plan, options: Isolation, rec: Recorder) -> None:
+def _plan_pid_namespace(plan: ChildSetup, options: Isolation, rec: Recorder) -> None:
     if not _linux.AVAILABLE:
         rec.off("pid_namespace", f"not available on {sys.platform}")
         return
@@ -466,7 +466,7 @@ def _plan_pid_namespace(plan: Plan, options: Isolation, rec: Recorder) -> None:
 
 
 def finish_setup(
-    plan: Plan, limits: Limits, options: Isolation, uid: int | None, rec: Recorder
+    plan: ChildSetup, limits: Limits, options: Isolation, uid: int | None, rec: Recorder
 ) -> IsolationReport:
     """Decide the per-child steps, verify them in a probe child, and report what is active."""
     plan.baseline_bytes = _address_space()
@@ -488,7 +488,7 @@ def finish_setup(
     return rec.report(plan.baseline_bytes)
 
 
-def _plan_parent_death(plan: Plan, rec: Recorder) -> None:
+def _plan_parent_death(plan: ChildSetup, rec: Recorder) -> None:
     """PR_SET_PDEATHSIG only where nothing else cleans up after a dead worker (it costs per program)."""
     plan.pdeathsig = False
     if rec.has_failed("parent_death_signal"):
@@ -515,7 +515,7 @@ _STEP_FEATURES = {
 }
 
 
-def _disable(plan: Plan, step: str, reason: str, rec: Recorder) -> None:
+def _disable(plan: ChildSetup, step: str, reason: str, rec: Recorder) -> None:
     if step in _STEP_FEATURES:
         plan.rlimits.discard(_STEP_FEATURES[step])
     elif step == "rlimit_nproc":
@@ -538,7 +538,7 @@ def _disable(plan: Plan, step: str, reason: str, rec: Recorder) -> None:
     rec.fail(step, f"failed in a probe process: {reason}")
 
 
-def _probe(plan: Plan, limits: Limits, rec: Recorder) -> None:
+def _probe(plan: ChildSetup, limits: Limits, rec: Recorder) -> None:
     """Fork children that run every per-child step until one succeeds end to end.
 
     The process limit and the parent-death signal depend on whether the privilege drop works, so
@@ -560,7 +560,7 @@ def _probe(plan: Plan, limits: Limits, rec: Recorder) -> None:
     raise RuntimeError("the sandbox cannot prepare a child process: too many failing steps")
 
 
-def _probe_once(plan: Plan, limits: Limits) -> tuple[str, str] | None:
+def _probe_once(plan: ChildSetup, limits: Limits) -> tuple[str, str] | None:
     read_end, write_end = os.pipe()
     devnull = os.open(os.devnull, os.O_RDWR)
     enter_pid_namespace(plan)
@@ -594,7 +594,7 @@ def _probe_once(plan: Plan, limits: Limits) -> tuple[str, str] | None:
     return (step or "probe", reason or "the probe process died")
 
 
-def _check_library_access(plan: Plan) -> None:
+def _check_library_access(plan: ChildSetup) -> None:
     """A program must be able to import what the worker did not preload: the standard library has to
     be readable by the uid it runs as (a Python under /root is not, without a private /tmp to expose it)."""
     if plan.uid is None:
@@ -631,7 +631,7 @@ class ChildFiles:
     result: int
 
 
-def enter_pid_namespace(plan: Plan) -> None:
+def enter_pid_namespace(plan: ChildSetup) -> None:
     """Make the next forked child PID 1 of a brand-new PID namespace (when that feature is on).
 
     Every fork the worker makes goes through here, so nothing needs to point children back at the
@@ -641,7 +641,7 @@ def enter_pid_namespace(plan: Plan) -> None:
         _linux.fresh_pid_namespace(plan.pidns_fd)
 
 
-def _create_workdir(plan: Plan) -> None:
+def _create_workdir(plan: ChildSetup) -> None:
     """The working directory: the private /tmp itself, or a directory of our own without one.
 
     With a private /tmp the program's working directory *is* /tmp: nothing else on the machine is
@@ -659,20 +659,20 @@ def _create_workdir(plan: Plan) -> None:
     _own_workdir(plan)
 
 
-def _own_workdir(plan: Plan) -> None:
+def _own_workdir(plan: ChildSetup) -> None:
     if plan.uid is not None:
         os.chown(plan.workdir, plan.uid, plan.uid)
     os.chmod(plan.workdir, 0o700)
 
 
-def remove_workdir(plan: Plan) -> None:
+def remove_workdir(plan: ChildSetup) -> None:
     """At worker exit: delete the directory made for the working directory (a private /tmp simply
     disappears with the mount namespace)."""
     if plan.workdir and not plan.private_tmp:
         _remove(os.path.dirname(plan.workdir))
 
 
-def reset_workdir(plan: Plan) -> None:
+def reset_workdir(plan: ChildSetup) -> None:
     """Empty the working directory and restore its owner and mode, whatever the program did.
 
     Entries are removed without following symbolic links (the worker may be root, the entries are
@@ -728,7 +728,7 @@ def _step(name: str, function: object, *args: object) -> None:
         raise SetupError(name, exc) from None
 
 
-def child_rlimits(plan: Plan, limits: Limits, timeout_s: float) -> tuple[tuple[str, int, int], ...]:
+def child_rlimits(plan: ChildSetup, limits: Limits, timeout_s: float) -> tuple[tuple[str, int, int], ...]:
     """(step name, RLIMIT_*, value) for a program, computed in the worker so the child only applies them."""
     wanted = {
         "as": (
@@ -745,7 +745,7 @@ def child_rlimits(plan: Plan, limits: Limits, timeout_s: float) -> tuple[tuple[s
     return tuple(rlimits)
 
 
-def prepare_child(plan: Plan, files: ChildFiles, rlimits: tuple[tuple[str, int, int], ...]) -> None:
+def prepare_child(plan: ChildSetup, files: ChildFiles, rlimits: tuple[tuple[str, int, int], ...]) -> None:
     """Run in the forked child before any program code; raises :class:`SetupError` naming the step.
 
     Kept to a few plain calls: in a forked child every Python object touched for the first time

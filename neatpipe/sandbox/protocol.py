@@ -21,7 +21,7 @@ import json
 from json.encoder import encode_basestring
 from typing import Any
 
-from neatpipe.sandbox.program import ExecResult, Program, TestCase
+from neatpipe.sandbox.program import Program
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
@@ -72,20 +72,6 @@ def decode(line: bytes) -> dict[str, Any]:
     return message
 
 
-def program_to_wire(program: Program) -> dict[str, Any]:
-    return {
-        "code": program.code,
-        "tests": [[t.source, t.name] for t in program.tests],
-        "harness": program.harness,
-        "entry_point": program.entry_point,
-        "timeout_s": program.timeout_s,
-        "wall_timeout_s": program.wall_timeout_s,
-        "seed": program.seed,
-        "stop_on_failure": program.stop_on_failure,
-        "label": program.label,
-    }
-
-
 def suite_key(program: Program) -> tuple[str, tuple[str, ...]]:
     """What makes two programs' trusted parts the same suite: the harness and the test sources."""
     return program.harness, tuple(t.source for t in program.tests)
@@ -106,49 +92,3 @@ def request_to_wire(program: Program, suite: int) -> dict[str, Any]:
         "seed": program.seed,
         "stop_on_failure": program.stop_on_failure,
     }
-
-
-def program_from_wire(data: dict[str, Any]) -> Program:
-    return Program(
-        code=data["code"],
-        tests=tuple(TestCase(source, name) for source, name in data["tests"]),
-        harness=data["harness"],
-        entry_point=data["entry_point"],
-        timeout_s=data["timeout_s"],
-        wall_timeout_s=data.get("wall_timeout_s"),
-        seed=data["seed"],
-        stop_on_failure=data["stop_on_failure"],
-        label=data["label"],
-    )
-
-
-def result_to_wire(result: ExecResult) -> dict[str, Any]:
-    """``ExecResult.to_dict()`` without ``dataclasses.asdict``'s deep copies (it runs once per program)."""
-    return {
-        "status": result.status.value,
-        "error_type": result.error_type,
-        "message": result.message,
-        "traceback": result.traceback,
-        "failing_test": result.failing_test,
-        "phase": result.phase,
-        "tests": [
-            {
-                "name": t.name,
-                "passed": t.passed,
-                "error_type": t.error_type,
-                "message": t.message,
-                "line": t.line,
-            }
-            for t in result.tests
-        ],
-        "stdout": result.stdout,
-        "stderr": result.stderr,
-        "duration_s": result.duration_s,
-        "extra": result.extra,
-        "cpu_limit_s": result.cpu_limit_s,
-        "wall_limit_s": result.wall_limit_s,
-    }
-
-
-def result_from_wire(data: dict[str, Any]) -> ExecResult:
-    return ExecResult.from_dict(data)
