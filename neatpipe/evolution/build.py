@@ -164,8 +164,8 @@ def evaluator(exp: Any, models: Mapping[str, Any], sandbox: Any, store: Any, rep
 
 def neat_config(exp: Any) -> Any:
     """A ``neat.Config`` with ``PipelineGenome`` and neat-python's default reproduction, species set
-    and stagnation, built through ``neatpipe.genome.settings.make_neat_config``."""
-    from neatpipe.genome.settings import make_neat_config
+    and stagnation, built through ``neatpipe.genome.make_neat_config``."""
+    from neatpipe.genome import make_neat_config
 
     return make_neat_config(exp.genome_settings, exp.neat_sections())
 

@@ -312,13 +312,3 @@ def write_neat_config(
         lines.extend(f"{key} = {value}" for key, value in sections[name].items())
         lines.append("")
     atomic_write_text(path, "\n".join(lines))
-
-
-def make_neat_config(
-    genome: Mapping[str, Any] | GenomeSettings, neat_settings: Mapping[str, Mapping[str, Any]] | None = None
-) -> Any:
-    """:func:`neatpipe.genome.genome.make_neat_config`, under its former address (``experiment.py``
-    imports it from here; remove this once it imports it from :mod:`neatpipe.genome`)."""
-    from neatpipe.genome.genome import make_neat_config as make
-
-    return make(genome, neat_settings)
