@@ -31,3 +31,9 @@ FEEDBACK_SOURCES: tuple[str, ...] = (*FEEDBACK_CHOICES, GENOME_FEEDBACK)
 #: hidden) or ``all`` (the common prompt convention, where visible and hidden tests coincide).
 #: HumanEval's visible tests are the examples of its docstrings, with no policy to choose.
 VISIBLE_POLICIES: tuple[str, ...] = ("first", "all")
+
+#: What a genome's fitness may be charged for, as experiment files write it: ``per-node`` (every node),
+#: ``per-model-node`` (generators, analyzers, refiners), ``per-call`` (worst-case model calls per
+#: problem), ``per-token`` (per 1000 tokens spent per problem); ``none`` charges nothing. The compact
+#: texts of ``Penalty.parse`` (``node:0.02+token:0.001``) drop the ``per-`` prefix.
+PENALTY_KINDS: tuple[str, ...] = ("none", "per-node", "per-model-node", "per-call", "per-token")

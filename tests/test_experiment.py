@@ -259,7 +259,7 @@ ERROR_CASES = [
     (
         {"fitness.penalty.kind": "per-nodes"},
         "fitness.penalty.kind",
-        ["per-node, per-call, per-token", "'per-node'"],
+        ["none, per-node, per-model-node, per-call, per-token", "'per-node'"],
     ),
     ({"benchmark.name": "humaneva"}, "benchmark.name", ["humaneval, mbpp", "did you mean 'humaneval'"]),
     ({"benchmark.split": "dev"}, "benchmark.split", ["all, test, validation, train, prompt"]),

@@ -26,10 +26,8 @@ from neatpipe.evolution.racing import RaceRound, Racing
 from neatpipe.evolution.store import ProblemResult, ResultStore, get_field, result_from_trajectory, result_key
 from neatpipe.evolution.validation import ValidationResult
 from neatpipe.genome.errors import GenomeError
+from neatpipe.runtime.runner import FEEDBACK_POLICIES
 from neatpipe.seeds import derive_seed
-
-FEEDBACK_POLICIES = ("visible", "hidden", None)
-
 
 # -- seeds ---------------------------------------------------------------------------------------
 

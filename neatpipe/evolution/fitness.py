@@ -19,18 +19,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from neatpipe.vocab import PENALTY_KINDS
+
 #: Format tag of an ``Evaluation`` written as JSON.
 EVALUATION_FORMAT = "neatpipe-evaluation/1"
 
-PENALTY_KINDS = ("none", "node", "model-node", "call", "token")
-#: The weight field each kind sets; ``per-node`` style names (as experiment files spell them) are aliases.
-_KIND_FIELDS = {
-    "none": None,
-    "node": "per_node",
-    "model-node": "per_model_node",
-    "call": "per_call",
-    "token": "per_1k_tokens",
-}
+#: The weight field each kind of :data:`neatpipe.vocab.PENALTY_KINDS` sets (``node`` is short for
+#: ``per-node``, and so on).
+_KIND_FIELDS = dict(
+    zip(PENALTY_KINDS, (None, "per_node", "per_model_node", "per_call", "per_1k_tokens"), strict=True)
+)
 
 
 @dataclass(frozen=True)
@@ -62,9 +60,9 @@ class Penalty:
 
     @classmethod
     def of(cls, kind: str, weight: float = 0.02, cap: float = 1.0) -> Penalty:
-        """One kind (``none``, ``node``, ``model-node``, ``call``, ``token``; ``per-node`` and the
-        like are accepted too) with one weight."""
-        canonical = kind.removeprefix("per-")
+        """One kind of :data:`neatpipe.vocab.PENALTY_KINDS` (``none``, ``per-node``, ``per-model-node``,
+        ``per-call``, ``per-token``; without ``per-`` too) with one weight."""
+        canonical = kind if kind == "none" or kind.startswith("per-") else f"per-{kind}"
         if canonical not in _KIND_FIELDS:
             raise ValueError(f"unknown penalty kind {kind!r}; choose one of {', '.join(PENALTY_KINDS)}")
         name = _KIND_FIELDS[canonical]

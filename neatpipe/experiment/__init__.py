@@ -12,11 +12,8 @@ section), ``experiment`` (the whole experiment and ``load_experiment``), ``docs`
 from neatpipe.experiment.docs import FieldDoc, describe_fields
 from neatpipe.experiment.experiment import Experiment, load_experiment
 from neatpipe.experiment.fields import (
-    BENCHMARKS,
-    FEEDBACK_SOURCES,
     FORMAT,
     MODES,
-    PENALTY_KINDS,
     ExperimentError,
     FieldProblem,
     parse_duration,
@@ -38,6 +35,7 @@ from neatpipe.experiment.sections import (
     SubsetPolicy,
     ValidationSettings,
 )
+from neatpipe.vocab import BENCHMARKS, FEEDBACK_SOURCES, PENALTY_KINDS
 
 __all__ = [
     "BENCHMARKS",

@@ -13,7 +13,6 @@ import yaml
 from neatpipe.experiment.experiment import _SECTIONS, Experiment
 from neatpipe.experiment.fields import (
     DERIVED_GENOME_FIELDS,
-    FEEDBACK_SOURCES,
     FORMAT,
     MODES,
     _is_optional,
@@ -21,6 +20,7 @@ from neatpipe.experiment.fields import (
 )
 from neatpipe.experiment.sections import _SETTINGS_FIELDS
 from neatpipe.genome.settings import GenomeSettings
+from neatpipe.vocab import FEEDBACK_SOURCES
 
 # ---------------------------------------------------------------------------------------------------------
 # documentation

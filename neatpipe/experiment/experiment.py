@@ -29,7 +29,6 @@ import yaml
 from neatpipe.errors import shown
 from neatpipe.experiment.fields import (
     _NAME_RE,
-    FEEDBACK_SOURCES,
     FORMAT,
     MODES,
     ExperimentError,
@@ -62,6 +61,7 @@ from neatpipe.genome.errors import GenomeError
 from neatpipe.genome.settings import GenomeSettings
 from neatpipe.io import FileError, load_yaml, read_text
 from neatpipe.models.spec import HFSpec, ModelSpec
+from neatpipe.vocab import FEEDBACK_SOURCES
 
 # ---------------------------------------------------------------------------------------------------------
 # the experiment

@@ -22,12 +22,8 @@ from neatpipe.models.spec import parse_spec
 
 FORMAT = "neatpipe-experiment/1"
 MODES = ("evolve", "evaluate")
-BENCHMARKS = ("humaneval", "mbpp")
 SPLITS = ("all", "test", "validation", "train", "prompt")  # MBPP's upstream splits; HumanEval: all
-VISIBLE_POLICIES = ("first", "all")
 SUBSET_POLICIES = ("fixed", "rotating")
-FEEDBACK_SOURCES = ("visible", "hidden", "genome")
-PENALTY_KINDS = ("per-node", "per-call", "per-token")
 SPECIES_FITNESS = ("max", "mean", "min", "median")
 #: Problems per benchmark and split where the count is known without reading the data.
 KNOWN_SIZES = {("humaneval", "all"): 164, ("mbpp", "all"): 427}

@@ -13,14 +13,11 @@ from neatpipe.errors import shown
 from neatpipe.experiment.fields import (
     _NAME_RE,
     _SPEC_EXAMPLES,
-    BENCHMARKS,
     DERIVED_GENOME_FIELDS,
     KNOWN_SIZES,
-    PENALTY_KINDS,
     SPECIES_FITNESS,
     SPLITS,
     SUBSET_POLICIES,
-    VISIBLE_POLICIES,
     FieldProblem,
     _at_least,
     _batch_size,
@@ -47,6 +44,7 @@ from neatpipe.genome.settings import NEAT_DEFAULTS, GenomeSettings
 from neatpipe.models.cache import CACHE_MODES
 from neatpipe.models.errors import SpecError
 from neatpipe.models.spec import HFSpec, ModelSpec, parse_spec, spec_to_mapping
+from neatpipe.vocab import BENCHMARKS, PENALTY_KINDS, VISIBLE_POLICIES
 
 # ---------------------------------------------------------------------------------------------------------
 # sections
@@ -133,8 +131,9 @@ class PenaltySettings:
 
     kind: str = _f(
         "per-node",
-        "per-node: weight x nodes of the genome (every role); per-call: weight x model calls per problem; "
-        "per-token: weight x thousands of tokens per problem",
+        "per-node: weight x nodes of the genome (every role); per-model-node: weight x generators, analyzers "
+        "and refiners; per-call: weight x model calls per problem; per-token: weight x thousands of tokens "
+        "per problem; none",
         choices=PENALTY_KINDS,
     )
     weight: float = _f(0.02, "penalty per unit of kind", check=_at_least(0.0))
