@@ -30,7 +30,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / "neatpipe"
 #: A package's ``cli.py`` is command-line wiring, at the top, but it wires its own package only: it may
 #: import what its package may import, and the command-line helpers in ``cli``.
 LAYERS: dict[str, tuple[str, ...]] = {
-    "leaves": ("errors", "io", "seeds", "vocab"),
+    "leaves": ("errors", "io", "lazy", "seeds", "vocab"),
     "sandbox and benchmarks": ("sandbox", "bench"),
     "models": ("models",),
     "genome": ("genome",),
@@ -315,3 +315,24 @@ def test_layer_rules() -> None:
     assert points_up("genome.cli", "evolution")
     assert not points_up("evolution.cli", "analysis")
     assert points_up("genome", "genome.cli")
+
+
+@pytest.mark.parametrize(
+    ("code", "heavy"),
+    [
+        ("import neatpipe", ("neatpipe.evolution", "neatpipe.genome", "neat", "torch", "yaml", "networkx")),
+        (
+            "from neatpipe.cli import build_parser; build_parser().format_help()",
+            ("neatpipe.evolution.run", "neatpipe.genome.genome", "neat", "torch", "transformers", "networkx"),
+        ),
+    ],
+)
+def test_the_entry_points_load_only_what_they_need(code: str, heavy: tuple[str, ...]) -> None:
+    """``import neatpipe`` and ``neatpipe --help`` load no package they do not use: each package names its
+    exports lazily (neatpipe.lazy), so importing a package's ``cli`` does not import the package."""
+    import subprocess
+    import sys
+
+    probe = f"import sys; {code}; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.split() == []

@@ -4,15 +4,15 @@
 >>> run = run_pipeline(genome, problems, {"coder": backend}, sandbox, seed=0)     # doctest: +SKIP
 >>> write_trajectories("runs/x/trajectories.jsonl", run.trajectories)             # doctest: +SKIP
 
-Names are loaded on first use: :mod:`neatpipe.genome` imports :mod:`neatpipe.genome.prompts`, and the
-runner imports the genome package, so importing them eagerly here would be circular.
+Names are loaded on first use (:mod:`neatpipe.lazy`), as in every package.
 See ``docs/runtime.md``.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from neatpipe.lazy import lazy_exports
 
 _EXPORTS = {
     "STEP_KINDS": "plan",
@@ -67,17 +67,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
     )
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'neatpipe.runtime' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"neatpipe.runtime.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(
+    __name__, {name: (f"neatpipe.runtime.{module}", name) for name, module in _EXPORTS.items()}, globals()
+)
 
 
 __all__ = [
