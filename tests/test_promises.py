@@ -14,13 +14,14 @@ differ, against the real sandbox; evaluator promises use a test-double runner.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from test_evolve_evaluator import FakeRun, FakeTrajectory
 
 from neatpipe.analysis import load_trajectories, regression_table, transition_table
 from neatpipe.analysis.iterations import Attempt, neatpipe_sets_from_records
@@ -244,25 +245,6 @@ class Named(Backend):
 
     def identity(self) -> str:
         return self.label
-
-
-@dataclass
-class FakeTrajectory:
-    task_id: str
-    passed: bool
-    prompt_tokens: int = 100
-    completion_tokens: int = 50
-    model_calls: int = 1
-    duration_s: float = 0.0
-    synthetic: bool = False
-    steps: tuple = ()
-    final: Any = None
-
-
-@dataclass
-class FakeRun:
-    trajectories: list[FakeTrajectory]
-    wall_s: float = 0.0
 
 
 class Runner:

@@ -110,14 +110,9 @@ def _evolve(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from neatpipe.cli import CLIError
     from neatpipe.evolution.report import write_report
-    from neatpipe.evolution.runlog import RunDirError
 
-    try:
-        files = write_report(args.run_dir)
-    except RunDirError as exc:
-        raise CLIError(str(exc)) from None
+    files = write_report(args.run_dir)
     print(f"wrote {files.markdown}, {files.html} and {len(files.plots)} plots")
     return 0
 
@@ -125,14 +120,9 @@ def _report(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     import json
 
-    from neatpipe.cli import CLIError
     from neatpipe.evolution.compare import compare_runs, render_comparison
-    from neatpipe.evolution.runlog import RunDirError
 
-    try:
-        comparison = compare_runs(args.paths)
-    except RunDirError as exc:
-        raise CLIError(str(exc)) from None
+    comparison = compare_runs(args.paths)
     if args.json:
         print(json.dumps(comparison, indent=2))
     else:

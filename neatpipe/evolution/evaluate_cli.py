@@ -147,7 +147,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         write_design_files,
     )
     from neatpipe.evolution.evaluator import Evaluator
-    from neatpipe.genome import GenomeError, load_genome
+    from neatpipe.genome import load_genome
     from neatpipe.io import check_output_dir
     from neatpipe.models import CompletionCache, load_backend
     from neatpipe.models.cache import cache_choice
@@ -159,10 +159,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_output_dir(args.out)  # before the work, not after it
     for path in args.genomes:
-        try:
-            designs.append(Design(path.stem, load_genome(path), str(path)))
-        except GenomeError as exc:
-            raise CLIError(str(exc)) from None
+        designs.append(Design(path.stem, load_genome(path), str(path)))
     if len({d.label for d in designs}) != len(designs):
         raise CLIError("give each genome file once (results are labelled by file name)")
     needed = sorted({g.model for d in designs for g in d.genome.nodes.values() if g.model})

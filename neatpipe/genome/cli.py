@@ -73,14 +73,9 @@ def _pool(text: str | None) -> list[str] | None:
 
 
 def _read(path: str, models: list[str] | None):
-    from neatpipe.cli import CLIError
-    from neatpipe.genome.errors import GenomeError
     from neatpipe.genome.fileio import read_genome
 
-    try:
-        return read_genome(path, models)
-    except GenomeError as exc:
-        raise CLIError(str(exc)) from None
+    return read_genome(path, models)
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -137,31 +137,28 @@ def _make_tiny(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from neatpipe.models import ChatRequest, CompletionCache, ModelError, load_backend
+    from neatpipe.models import ChatRequest, CompletionCache, load_backend
     from neatpipe.models.cache import cache_choice
 
-    try:
-        requests = [
-            ChatRequest.user(
-                text,
-                system=args.system,
-                max_tokens=args.max_tokens,
-                temperature=args.temperature,
-                top_p=args.top_p,
-                seed=args.seed,
-                stop=tuple(args.stop),
-            )
-            for text in args.prompt
-        ]
-        choice = cache_choice(True if args.cache is None else args.cache)
-        cache = CompletionCache(
-            None if choice in (None, "default") else choice, mode=args.cache_mode if choice else "off"
+    requests = [
+        ChatRequest.user(
+            text,
+            system=args.system,
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=args.seed,
+            stop=tuple(args.stop),
         )
-        with load_backend(_spec_with_options(args.spec, args.option), cache=cache) as backend:
-            completions = backend.generate(requests)
-            usage = backend.usage.total()
-    except ModelError as exc:
-        raise CLIError(str(exc)) from None
+        for text in args.prompt
+    ]
+    choice = cache_choice(True if args.cache is None else args.cache)
+    cache = CompletionCache(
+        None if choice in (None, "default") else choice, mode=args.cache_mode if choice else "off"
+    )
+    with load_backend(_spec_with_options(args.spec, args.option), cache=cache) as backend:
+        completions = backend.generate(requests)
+        usage = backend.usage.total()
     for text, c in zip(args.prompt, completions, strict=True):
         if args.json:
             print(
@@ -193,12 +190,9 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _cache_stats(args: argparse.Namespace) -> int:
-    from neatpipe.models import CacheError, CompletionCache
+    from neatpipe.models import CompletionCache
 
-    try:
-        stats = CompletionCache(args.path, mode="readonly").stats()
-    except CacheError as exc:
-        raise CLIError(str(exc)) from None
+    stats = CompletionCache(args.path, mode="readonly").stats()
     if args.json:
         data = {k: v for k, v in stats.__dict__.items() if k != "models"}
         data["models"] = [m.__dict__ for m in stats.models]
@@ -223,17 +217,14 @@ def _cache_stats(args: argparse.Namespace) -> int:
 
 
 def _cache_prune(args: argparse.Namespace) -> int:
-    from neatpipe.models import CacheError, CompletionCache
+    from neatpipe.models import CompletionCache
 
     if args.all and (args.older_than is not None or args.model is not None):
         raise CLIError("--all deletes everything; do not combine it with --older-than or --model")
     if not args.all and args.older_than is None and args.model is None:
         raise CLIError("say what to prune: --older-than DAYS, --model NAME or --all")
-    try:
-        removed = CompletionCache(args.path).prune(
-            older_than_days=args.older_than, model=args.model, everything=args.all
-        )
-    except CacheError as exc:
-        raise CLIError(str(exc)) from None
+    removed = CompletionCache(args.path).prune(
+        older_than_days=args.older_than, model=args.model, everything=args.all
+    )
     print(f"removed {removed} entr{'y' if removed == 1 else 'ies'} from {CompletionCache(args.path).path}")
     return 0

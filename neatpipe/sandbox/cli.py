@@ -100,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from neatpipe.bench import BenchmarkDataError, load_benchmark
-    from neatpipe.bench.check import SamplesFileError, check_references, check_samples
+    from neatpipe.bench.check import check_references, check_samples
     from neatpipe.bench.limits import with_time_limits
     from neatpipe.bench.problem import ProblemSet
     from neatpipe.cli import CLIError
@@ -127,10 +127,7 @@ def _check(args: argparse.Namespace) -> int:
                 {**problems.options, "time_limits": f"{args.time_limit:g} s for every problem"},
             )
         if args.samples is not None:
-            try:
-                reports.append(check_samples(problems, args.samples, sandbox, style=args.style or "auto"))
-            except SamplesFileError as exc:
-                raise CLIError(str(exc)) from None
+            reports.append(check_samples(problems, args.samples, sandbox, style=args.style or "auto"))
         else:
             for style in (args.style,) if args.style else ("completion", "chat"):
                 reports.append(check_references(problems, style, sandbox))
