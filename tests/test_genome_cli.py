@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_genome_kit import BASELINES, REPO
 
-from neatpipe.cli import CLIError
+from neatpipe.errors import NeatpipeError
 from neatpipe.genome import load_genome
 from neatpipe.genome.cli import register
 from neatpipe.genome.paper import closest_prompt, import_paper, pool_name_for_tag
@@ -22,7 +22,7 @@ def run(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except CLIError as exc:
+    except NeatpipeError as exc:  # what main catches
         print(f"neatpipe: error: {exc}")
         return 2
 
