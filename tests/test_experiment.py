@@ -16,6 +16,7 @@ from neatpipe.experiment import (
     Experiment,
     ExperimentError,
     describe_fields,
+    genome_file_problems,
     load_experiment,
     parse_duration,
 )
@@ -52,8 +53,13 @@ def _with(patch: dict) -> dict:
 
 
 def _error(data: dict, source: str = "experiments/x.yaml") -> ExperimentError:
+    """The error an experiment file with ``data`` gets: from the dataclasses, or (once they are built)
+    from the genome files it names, as ``load_experiment`` checks them."""
     with pytest.raises(ExperimentError) as info:
-        Experiment.from_dict(data, source=source, base_dir=REPO)
+        exp = Experiment.from_dict(data, source=source, base_dir=REPO)
+        problems = genome_file_problems(exp)
+        if problems:
+            raise ExperimentError(problems, source)
     return info.value
 
 

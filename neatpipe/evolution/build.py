@@ -104,6 +104,15 @@ def close_all(models: Mapping[str, Any]) -> None:
         backend.close()
 
 
+def check_genome_files(exp: Any) -> None:
+    """The genome files the experiment names (initial genomes, designs) read and checked against it."""
+    from neatpipe.experiment import genome_file_problems
+
+    problems = genome_file_problems(exp)
+    if problems:
+        raise ExperimentError(problems, exp.source)
+
+
 def penalty(experiment: Any) -> Any:
     from neatpipe.evolution.fitness import Penalty
 

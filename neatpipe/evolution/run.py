@@ -487,6 +487,7 @@ def evolve(
                 **requested,
             }
         # everything that can fail is built before a new run directory is made
+        build.check_genome_files(exp)
         problems = build.load_problems(exp)
         initial = build.initial_genomes(exp) if exp.mode == "evolve" else []
         sandbox = stack.enter_context(Sandbox())

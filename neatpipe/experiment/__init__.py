@@ -18,7 +18,7 @@ from neatpipe.vocab import BENCHMARKS, FEEDBACK_SOURCES, PENALTY_KINDS
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time each name loads on first use
     from neatpipe.experiment.docs import FieldDoc, describe_fields
-    from neatpipe.experiment.experiment import Experiment, load_experiment
+    from neatpipe.experiment.experiment import Experiment, genome_file_problems, load_experiment
     from neatpipe.experiment.fields import (
         FORMAT,
         MODES,
@@ -50,6 +50,7 @@ __getattr__, __dir__ = lazy_exports(
         "FieldDoc": ("neatpipe.experiment.docs", "FieldDoc"),
         "describe_fields": ("neatpipe.experiment.docs", "describe_fields"),
         "Experiment": ("neatpipe.experiment.experiment", "Experiment"),
+        "genome_file_problems": ("neatpipe.experiment.experiment", "genome_file_problems"),
         "load_experiment": ("neatpipe.experiment.experiment", "load_experiment"),
         "FORMAT": ("neatpipe.experiment.fields", "FORMAT"),
         "MODES": ("neatpipe.experiment.fields", "MODES"),
@@ -102,6 +103,7 @@ __all__ = [
     "SubsetPolicy",
     "ValidationSettings",
     "describe_fields",
+    "genome_file_problems",
     "load_experiment",
     "parse_duration",
 ]

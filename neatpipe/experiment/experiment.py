@@ -167,45 +167,6 @@ class Experiment:
             bad("evaluate.genomes", "mode evaluate needs at least one genome file")
         if self.mode == "evaluate" and self.genome.initial != ("minimal",):
             bad("genome.initial", "only used by mode evolve; list the designs under evaluate.genomes")
-        out.extend(self._genome_problems())
-        return out
-
-    def _genome_problems(self) -> list[FieldProblem]:
-        from neatpipe.genome.fileio import read_genome
-
-        out = []
-        names = set(self.model_names)
-        for i, entry in enumerate(self.evaluate.genomes):
-            where = f"evaluate.genomes[{i}]"
-            for old, new in entry.replace_models:
-                if new not in names:
-                    out.append(
-                        FieldProblem(
-                            f"{where}.replace_models.{old}",
-                            f"{shown(new)} is not a model of this experiment{_suggest(new, sorted(names))}; models: {', '.join(self.model_names)}",
-                        )
-                    )
-            try:
-                genome = read_genome(entry.path).genome
-            except GenomeError as exc:
-                out.append(FieldProblem(f"{where}.path", str(exc)))
-                continue
-            swaps = dict(entry.replace_models)
-            for gene in genome.nodes.values():
-                model = swaps.get(gene.model, gene.model) if gene.model else None
-                if model is not None and model not in names:
-                    hint = (
-                        ""
-                        if gene.model in swaps
-                        else f", or map it with replace_models: {{{gene.model}: ...}}"
-                    )
-                    out.append(
-                        FieldProblem(
-                            where,
-                            f"{entry.path} uses model {shown(model)}, which is not in 'models' ({', '.join(self.model_names)}){hint}",
-                        )
-                    )
-                    break
         return out
 
     # -- reading ----------------------------------------------------------------------------------
@@ -285,13 +246,11 @@ class Experiment:
                 except _Invalid:
                     pass
         # The genome section needs the pool and the prompt sizes; when those failed, its own fields are
-        # still checked (against the defaults) but its initial genomes are not read.
+        # still checked (against the defaults).
         prompts = kwargs.get("prompts", PromptPools())
         pool = tuple(m.name for m in models) if models is not None else None
         try:
-            kwargs["genome"] = _parse_genome_options(
-                data.get("genome"), "genome", ctx, pool, prompts.sizes(), read_initial=not ctx.problems
-            )
+            kwargs["genome"] = _parse_genome_options(data.get("genome"), "genome", ctx, pool, prompts.sizes())
         except _Invalid:
             pass
         if ctx.problems:
@@ -442,4 +401,57 @@ def load_experiment(
     except yaml.YAMLError as exc:
         raise ExperimentError(f"not valid YAML: {exc}", source) from None
     experiment = Experiment.from_dict(data, source=source, base_dir=base_dir)
+    problems = genome_file_problems(experiment)
+    if problems:
+        raise ExperimentError(problems, source)
     return experiment.using(models) if models else experiment
+
+
+def genome_file_problems(exp: Experiment) -> list[FieldProblem]:
+    """What is wrong with the genome files an experiment names: initial genomes that break its genome
+    limits, designs that use models it does not have. Reads the files: :func:`load_experiment` calls it
+    after the experiment itself is built (the dataclasses read nothing)."""
+    from neatpipe.genome.fileio import read_genome
+    from neatpipe.genome.structure import Rules
+
+    out = []
+    rules = Rules.from_settings(exp.genome_settings)
+    for i, item in enumerate(exp.genome.initial):
+        if item != "minimal":
+            try:
+                read_genome(item, rules=rules)
+            except GenomeError as exc:
+                out.append(
+                    FieldProblem(f"genome.initial[{i}]", f"the genome breaks this experiment's limits: {exc}")
+                )
+    names = set(exp.model_names)
+    for i, entry in enumerate(exp.evaluate.genomes):
+        where = f"evaluate.genomes[{i}]"
+        for old, new in entry.replace_models:
+            if new not in names:
+                out.append(
+                    FieldProblem(
+                        f"{where}.replace_models.{old}",
+                        f"{shown(new)} is not a model of this experiment{_suggest(new, sorted(names))}; models: {', '.join(exp.model_names)}",
+                    )
+                )
+        try:
+            genome = read_genome(entry.path).genome
+        except GenomeError as exc:
+            out.append(FieldProblem(f"{where}.path", str(exc)))
+            continue
+        swaps = dict(entry.replace_models)
+        for gene in genome.nodes.values():
+            model = swaps.get(gene.model, gene.model) if gene.model else None
+            if model is not None and model not in names:
+                hint = (
+                    "" if gene.model in swaps else f", or map it with replace_models: {{{gene.model}: ...}}"
+                )
+                out.append(
+                    FieldProblem(
+                        where,
+                        f"{entry.path} uses model {shown(model)}, which is not in 'models' ({', '.join(exp.model_names)}){hint}",
+                    )
+                )
+                break
+    return out

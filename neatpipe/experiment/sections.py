@@ -38,7 +38,7 @@ from neatpipe.experiment.fields import (
     _raise_if,
     _suggest,
 )
-from neatpipe.genome.errors import ConfigError, GenomeError
+from neatpipe.genome.errors import ConfigError
 from neatpipe.genome.prompts import PROMPT_POOLS
 from neatpipe.genome.settings import NEAT_DEFAULTS, GenomeSettings
 from neatpipe.models.cache import CACHE_MODES
@@ -550,7 +550,6 @@ def _parse_genome_options(
     ctx: _Ctx,
     models: tuple[str, ...] | None,
     prompts: Mapping[str, int],
-    read_initial: bool = True,
 ) -> GenomeOptions:
     if value is None:
         value = {}
@@ -613,18 +612,6 @@ def _parse_genome_options(
             else:
                 ctx.add(path, part)
         raise _Invalid from None
-    from neatpipe.genome.fileio import read_genome
-    from neatpipe.genome.structure import Rules
-
-    rules = Rules.from_settings(settings)
-    for i, item in enumerate(resolved):
-        if item != "minimal" and read_initial:
-            try:
-                read_genome(item, rules=rules)
-            except GenomeError as exc:
-                ctx.add(
-                    _join(_join(path, "initial"), i), f"the genome breaks this experiment's limits: {exc}"
-                )
     if len(ctx.problems) > before:
         raise _Invalid
     return GenomeOptions(tuple(resolved), settings)
