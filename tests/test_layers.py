@@ -30,7 +30,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / "neatpipe"
 #: A package's ``cli.py`` is command-line wiring, at the top, but it wires its own package only: it may
 #: import what its package may import, and the command-line helpers in ``cli``.
 LAYERS: dict[str, tuple[str, ...]] = {
-    "leaves": ("errors", "io", "lazy", "seeds", "vocab"),
+    "leaves": ("costs", "errors", "io", "lazy", "seeds", "vocab"),
     "sandbox and benchmarks": ("sandbox", "bench"),
     "models": ("models",),
     "genome": ("genome",),

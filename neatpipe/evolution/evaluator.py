@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from neatpipe.bench.problem import Problem, ProblemSet
+from neatpipe.costs import Cost
 from neatpipe.evolution.fitness import (
     STUDY_PENALTY,
     Evaluation,
@@ -283,8 +284,8 @@ class Evaluator:
         pass_rates = tuple(sum(found[(p.task_id, s)].passed for p in problems) / len(problems) for s in seeds)
         mean, sd = mean_sd(pass_rates)
         rests_on = len(results)
-        tokens = sum(r.prompt_tokens + r.completion_tokens for r in results)
-        penalty = self.penalty.value(genome, tokens / rests_on if rests_on else 0.0)
+        cost = Cost.total(results)
+        penalty = self.penalty.value(genome, cost.tokens / rests_on if rests_on else 0.0)
         return Evaluation(
             genome=ghash,
             label=label,
@@ -296,10 +297,7 @@ class Evaluator:
             mean=mean,
             sd=sd,
             per_problem={p.task_id: sum(found[(p.task_id, s)].passed for s in seeds) for p in problems},
-            prompt_tokens=sum(r.prompt_tokens for r in results),
-            completion_tokens=sum(r.completion_tokens for r in results),
-            model_calls=sum(r.model_calls for r in results),
-            cache_hits=sum(r.cache_hits for r in results),
+            **cost.fields(),
             wall_s=wall,
             feedback=self.feedback_source,
             synthetic=any(r.synthetic for r in results) or self._uses_synthetic(genome),

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from neat.reporting import BaseReporter
 
+from neatpipe.costs import Cost
 from neatpipe.evolution.checkpoint import CHECKPOINTS_DIR, capture, checkpoint_name, save_checkpoint
 from neatpipe.evolution.runlog import (
     GENERATIONS_FILE,
@@ -212,10 +213,7 @@ def generation_log(
         problems=list(record.problems),
         evaluations_paid=record.problem_runs,
         evaluations_reused=record.problem_reuses,
-        prompt_tokens=sum(e.prompt_tokens for e in unique if e.new_evaluations),
-        completion_tokens=sum(e.completion_tokens for e in unique if e.new_evaluations),
-        model_calls=sum(e.model_calls for e in unique if e.new_evaluations),
-        cache_hits=sum(e.cache_hits for e in unique if e.new_evaluations),
+        **Cost.total(e for e in unique if e.new_evaluations).fields(),
         elapsed_s=elapsed,
         synthetic=any(e.synthetic for e in unique),
         compatibility_threshold=float(species_set.species_set_config.compatibility_threshold),

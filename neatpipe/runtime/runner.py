@@ -35,6 +35,7 @@ from typing import Any
 from neatpipe.bench.assemble import assemble
 from neatpipe.bench.extract import extract_code
 from neatpipe.bench.problem import Problem
+from neatpipe.costs import Cost
 from neatpipe.errors import NeatpipeError
 from neatpipe.genome.fileio import LoadedGenome
 from neatpipe.genome.genes import NodeGene
@@ -668,7 +669,8 @@ def run_pipeline(
     trajectories = runner.trajectories(meta)
     model_stats = [s for s in runner.stats if s.kind == "model"]
     requests = sum(s.requests for s in model_stats)
-    hits = sum(s.cache_hits for s in model_stats)
+    cost = Cost.total(model_stats)
+    hits = cost.cache_hits
     return PipelineRun(
         trajectories=trajectories,
         plan=plan,
@@ -683,8 +685,8 @@ def run_pipeline(
         model_calls=requests - hits,
         cache_hits=hits,
         backend_calls=len(model_stats),
-        prompt_tokens=sum(s.prompt_tokens for s in model_stats),
-        completion_tokens=sum(s.completion_tokens for s in model_stats),
+        prompt_tokens=cost.prompt_tokens,
+        completion_tokens=cost.completion_tokens,
         sandbox_batches=runner.sandbox_batches,
         programs_run=runner.programs_run,
         wall_s=time.perf_counter() - started,
