@@ -68,7 +68,7 @@ from neatpipe.vocab import FEEDBACK_CHOICES, GENOME_FEEDBACK
 FEEDBACK_POLICIES = (*FEEDBACK_CHOICES, None)
 GENOME_POLICY = GENOME_FEEDBACK
 
-Progress = Callable[[str, int, int], None]
+StepDone = Callable[[str, int, int], None]  # progress(step, done, total) over a plan's steps
 
 
 class PipelineError(NeatpipeError, ValueError):
@@ -257,7 +257,7 @@ class _Runner:
         sandbox: Any,
         policy: str | None,
         seed: int,
-        progress: Progress | None,
+        progress: StepDone | None,
     ) -> None:
         self.plan, self.problems, self.models, self.sandbox = plan, list(problems), models, sandbox
         self.policy, self.seed, self.progress = policy, seed, progress
@@ -605,7 +605,7 @@ def run_pipeline(
     seed: int = 0,
     repeat: int = 0,
     label: str | None = None,
-    progress: Progress | None = None,
+    progress: StepDone | None = None,
 ) -> PipelineRun:
     """Runs ``genome`` (a genome, a genome read with its file's node ids, or a compiled plan) on every problem and scores the output on the hidden tests.
 

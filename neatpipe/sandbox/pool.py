@@ -31,7 +31,7 @@ from neatpipe.sandbox.program import ExecResult, Program, Status
 from neatpipe.sandbox.report import IsolationReport
 from neatpipe.sandbox.worker import interpreter_paths
 
-Progress = Callable[[int, int], None]
+ProgramsDone = Callable[[int, int], None]  # progress(done, total) over a batch of programs
 Requests = dict[int, tuple[int, str]]  # request id -> (program index, result-channel token)
 
 QUEUE_DEPTH = 2  # programs in flight per worker: one running, one waiting in its pipe
@@ -311,7 +311,7 @@ class Sandbox:
         """Run one program (prefer :meth:`run_many` for many: it keeps every worker busy)."""
         return self.run_many([program])[0]
 
-    def run_many(self, programs: Iterable[Program], progress: Progress | None = None) -> list[ExecResult]:
+    def run_many(self, programs: Iterable[Program], progress: ProgramsDone | None = None) -> list[ExecResult]:
         """Run ``programs`` on all workers; results come back in input order.
 
         ``progress(done, total)`` is called after each result. An exception (KeyboardInterrupt
@@ -329,7 +329,7 @@ class Sandbox:
                 _stop_all(self._pool, grace_s=0)  # programs may be running: stop them now
                 raise
 
-    def _run_all(self, programs: Sequence[Program], progress: Progress | None) -> list[ExecResult]:
+    def _run_all(self, programs: Sequence[Program], progress: ProgramsDone | None) -> list[ExecResult]:
         results: list[ExecResult | None] = [None] * len(programs)
         waiting = deque(range(len(programs)))
         requests: Requests = {}
