@@ -308,7 +308,10 @@ def test_hostile_program_is_contained_and_classified(name: str, sandbox: Sandbox
     assert (result.status, result.error_type) == (case.status, case.error_type), result
     unbounded = name == "fork bomb" and not sandbox.isolation.is_active("rlimit_nproc")
     assert result.duration_s < WALL_S + (UNBOUNDED_FORK_SLACK_S if unbounded else SLACK_S), result.duration_s
-    assert result.extra["cpu_s"] < TIMEOUT_S + CPU_SLACK_S, result.extra  # the CPU-time limit holds
+    # the CPU-time limit holds; a program of many processes (the fork bomb) burns CPU on every core between
+    # two reads of its clock, and a starved worker reads it late, so its slack grows with the cores
+    slack = CPU_SLACK_S if name != "fork bomb" else (os.cpu_count() or 1) * 1.0
+    assert result.extra["cpu_s"] < TIMEOUT_S + slack, result.extra
     if "CPU-time" in result.message:
         assert result.extra["cpu_s"] >= TIMEOUT_S
     if case.status is not Status.PASSED:
