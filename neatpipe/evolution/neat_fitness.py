@@ -44,7 +44,6 @@ class NeatFitness:
         repeats: int | None = None,
         racing: Racing | None = None,
         start_generation: int = 0,
-        on_generation: Callable[[GenerationRecord, dict[Any, Evaluation]], None] | None = None,
         progress: Callable[[int, int, int], None] | None = None,
     ) -> None:
         self.evaluator = evaluator
@@ -52,7 +51,6 @@ class NeatFitness:
         self.repeats = repeats
         self.racing = racing
         self.generation = start_generation
-        self.on_generation = on_generation
         self.progress = progress  # progress(generation, done, total) per distinct genome scored
         self.evaluations: dict[Any, Evaluation] = {}
         self.history: list[GenerationRecord] = []
@@ -92,8 +90,6 @@ class NeatFitness:
         )
         self.evaluations = evaluations
         self.history.append(record)
-        if self.on_generation is not None:
-            self.on_generation(record, evaluations)
         self.generation += 1
 
 
