@@ -49,6 +49,9 @@ __getattr__, __dir__ = lazy_exports(
 
 def load_benchmark(name: str, path: str | Path | None = None, **options) -> ProblemSet:
     """``humaneval`` or ``mbpp`` (options: ``split``, ``visible``, ``download``)."""
+    from neatpipe.bench.humaneval import load_humaneval
+    from neatpipe.bench.mbpp import load_mbpp
+
     if name == "humaneval":
         if options:
             raise ValueError(f"humaneval takes no options, got {', '.join(options)}")
