@@ -16,7 +16,14 @@ def lazy_exports(
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``__getattr__`` and ``__dir__`` for ``package``: ``exports`` maps each public name to the module
     that defines it and the name there; a value, once imported, is kept in ``namespace`` (the package's
-    globals), so later lookups are plain attribute reads."""
+    globals), so later lookups are plain attribute reads.
+
+    A name that is also the name of one of the package's modules (``neatpipe.bench.assemble``, the
+    function, in the module ``assemble``) is bound at once: importing that module would otherwise set
+    the package attribute to the module, and ``__getattr__`` is only asked for names that are missing."""
+    for name, (module, attribute) in exports.items():
+        if module == f"{package}.{name}":
+            namespace[name] = getattr(importlib.import_module(module), attribute)
 
     def __getattr__(name: str) -> Any:
         where = exports.get(name)

@@ -336,3 +336,18 @@ def test_the_entry_points_load_only_what_they_need(code: str, heavy: tuple[str, 
     probe = f"import sys; {code}; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert loaded.split() == []
+
+
+def test_an_export_named_like_its_module_stays_the_export() -> None:
+    """``neatpipe.bench.assemble`` is a function in the module ``assemble``: importing that module (as
+    other modules do) must not put the module in the function's place."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import neatpipe.bench.assemble, neatpipe.bench.extract\n"
+        "from neatpipe.bench import assemble, extract_code\n"
+        "print(callable(assemble), callable(extract_code))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True"]
