@@ -9,9 +9,9 @@ import pytest
 from test_genome_kit import BASELINES
 
 from neatpipe.genome import GenomeError, from_networkx, load_genome, read_genome, save_genome, to_networkx
-from neatpipe.genome.fileio import atomic_write_text, genome_from_yaml
+from neatpipe.genome.fileio import genome_from_yaml
 from neatpipe.genome.summary import summary
-from neatpipe.io import FileError
+from neatpipe.io import FileError, atomic_write_text
 
 POOL = ["qwen2.5-coder-1.5b", "qwen2.5-coder-3b", "qwen2.5-1.5b", "qwen2.5-3b", "llama3.2-1b", "llama3.2-3b"]
 FORMATS = ("yaml", "json", "graphml", "dot", "svg", "png")
@@ -174,7 +174,7 @@ def test_hand_written_file_gets_defaults_and_keys() -> None:
 def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path: Path) -> None:
     target = tmp_path / "genome.yaml"
     atomic_write_text(target, "old")
-    from neatpipe.genome.fileio import atomic_write_with
+    from neatpipe.io import atomic_write_with
 
     def failing(tmp: str) -> None:
         Path(tmp).write_text("half")

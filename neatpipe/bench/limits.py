@@ -22,7 +22,6 @@ import os
 import platform
 import re
 import sys
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from neatpipe.bench.assemble import assemble, reference_answer
 from neatpipe.bench.humaneval import BenchmarkDataError
 from neatpipe.bench.mbpp import cache_dir
 from neatpipe.bench.problem import Problem, ProblemSet
+from neatpipe.io import atomic_write_text
 from neatpipe.sandbox.program import ExecResult, Program
 
 FORMAT = "neatpipe-reference-costs/1"
@@ -108,11 +108,12 @@ class ReferenceCosts:
         with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             stored = self._read()
-            missing = {problem_key(p): p for p in problems if problem_key(p) not in stored}
+            keys = [problem_key(p) for p in problems]
+            missing = {k: p for k, p in zip(keys, problems, strict=True) if k not in stored}
             if missing:
                 stored.update(self._measure(list(missing.values()), sandbox))
                 self._write(stored)
-        return {p.task_id: stored[problem_key(p)]["cpu_s"] for p in problems}
+        return {p.task_id: stored[k]["cpu_s"] for k, p in zip(keys, problems, strict=True)}
 
     def _measure(self, problems: list[Problem], sandbox: Any) -> dict[str, dict[str, Any]]:
         limit = TimeLimitPolicy().ceiling_s
@@ -155,14 +156,7 @@ class ReferenceCosts:
 
     def _write(self, costs: dict[str, dict[str, Any]]) -> None:
         data = {"format": FORMAT, "machine": machine_tag(), "costs": dict(sorted(costs.items()))}
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=1)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(self.path, json.dumps(data, indent=1))
 
 
 def with_time_limits(

@@ -2,9 +2,11 @@
 
 A checkpoint is taken after a generation has been evaluated, logged and reproduced: it holds the next
 generation's population, the species set (members, representatives, fitness histories and its id
-counter), the reproduction's genome counter and ancestry, the innovation tracker, the species
+counter), the reproduction's ancestry, the innovation tracker, the species
 compatibility threshold (a controller moves it), the ``random`` module's state and the best genome
-seen. :meth:`Checkpoint.restore` puts every one of them back *after* ``neat.Population`` is built, since
+seen (the genome counter is not kept: neat-python restarts it past the largest key, which is where
+it stood, since every child of the last reproduction is in the population). :meth:`Checkpoint.restore`
+puts every one of them back *after* ``neat.Population`` is built, since
 building one re-seeds ``random`` from the config's seed; a restored run then draws exactly what the
 uninterrupted run would have drawn.
 
@@ -25,12 +27,11 @@ import os
 import pickle
 import random
 from dataclasses import dataclass, field
-from itertools import count
 from pathlib import Path
 from typing import Any
 
 from neatpipe.errors import NeatpipeError
-from neatpipe.genome.fileio import atomic_write_bytes
+from neatpipe.io import atomic_write_bytes
 
 CHECKPOINT_FORMAT = "neatpipe-checkpoint/2"
 CHECKPOINTS_DIR = "checkpoints"
@@ -55,7 +56,6 @@ class Checkpoint:
     innovation_tracker: Any
     random_state: Any
     best_genome: Any = None
-    next_genome_key: int | None = None
     ancestors: dict[int, Any] = field(default_factory=dict)
     compatibility_threshold: float | None = None
     extra: dict[str, Any] | None = None
@@ -71,26 +71,15 @@ class Checkpoint:
         # the pickled species set holds a copy of its config: point it at the live one, whose
         # threshold a controller may move
         population.species.species_set_config = config.species_set_config
+        # neat-python's constructor set the genome counter past the population's largest key: every child
+        # reproduction made is in that population, so this is where the counter stood
         reproduction = population.reproduction
-        if self.next_genome_key is not None:
-            reproduction.genome_indexer = count(self.next_genome_key)
         reproduction.ancestors = dict(self.ancestors)
         if self.innovation_tracker is not None:
             reproduction.innovation_tracker = self.innovation_tracker
             config.genome_config.innovation_tracker = self.innovation_tracker
         population.best_genome = self.best_genome
         return population
-
-
-def _peek_counter(counter: Any) -> int | None:
-    """The next value of an ``itertools.count`` without consuming it (None when it is something else)."""
-    if not isinstance(counter, count):
-        return None
-    text = repr(counter)  # "count(42)"
-    try:
-        return int(text[text.index("(") + 1 : text.rindex(")")])
-    except ValueError:
-        return None
 
 
 def capture(
@@ -109,7 +98,6 @@ def capture(
         innovation_tracker=tracker,
         random_state=random.getstate(),
         best_genome=population.best_genome,
-        next_genome_key=_peek_counter(getattr(reproduction, "genome_indexer", None)),
         ancestors=dict(getattr(reproduction, "ancestors", {}) or {}),
         compatibility_threshold=float(config.species_set_config.compatibility_threshold),
         extra=extra,

@@ -139,6 +139,7 @@ def read_subset(path: Path) -> list[str]:
 def _evaluate(args: argparse.Namespace) -> int:
     from neatpipe.bench.limits import with_time_limits
     from neatpipe.cli import CLIError
+    from neatpipe.evolution.build import close_all
     from neatpipe.evolution.designs import (
         Design,
         designs_report,
@@ -189,8 +190,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             )
             results = evaluate_designs(evaluator, designs, list(problems), seed=args.seed)
         finally:
-            for backend in models.values():
-                backend.close()
+            close_all(models)
     report = designs_report(results, args.benchmark, len(problems))
     if args.out is not None:
         write_design_files(args.out, results, report)

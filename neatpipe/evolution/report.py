@@ -24,7 +24,7 @@ from neatpipe.evolution.runlog import (
     read_history,
     read_json,
 )
-from neatpipe.genome.fileio import atomic_write_text, atomic_write_with
+from neatpipe.io import atomic_write_text, atomic_write_with
 
 PLOTS_DIR = "plots"
 

@@ -89,13 +89,13 @@ class SpeciesTarget(BaseReporter):
     target number of species (down by ``step`` when there are fewer, up when more). It changes the live
     config, which the checkpoint taken right after the generation records."""
 
-    def __init__(self, config: Any, target: int | None, step: float) -> None:
-        self.config, self.target, self.step = config, target, step
+    def __init__(self, target: int | None, step: float) -> None:
+        self.target, self.step = target, step
 
     def end_generation(self, config: Any, population: Any, species_set: Any) -> None:
         if self.target is None:
             return
-        sc = self.config.species_set_config
+        sc = config.species_set_config
         count = len(species_set.species)
         if count < self.target:
             sc.compatibility_threshold = max(self.step, sc.compatibility_threshold - self.step)

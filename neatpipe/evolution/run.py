@@ -464,8 +464,11 @@ def evolve(
     else:
         if experiment is None:
             raise SetupError("give an experiment or a run directory to resume")
-        if isinstance(experiment, Experiment):
+        if isinstance(
+            experiment, Experiment
+        ):  # load_experiment checks the genome files; an object is checked here
             exp = experiment.using(model_set) if model_set else experiment
+            build.check_genome_files(exp)
         else:
             exp = load_experiment(experiment, models=model_set)
         run_dir = Path(out) if out is not None else build.run_dir(exp)
@@ -487,7 +490,6 @@ def evolve(
                 **requested,
             }
         # everything that can fail is built before a new run directory is made
-        build.check_genome_files(exp)
         problems = build.load_problems(exp)
         initial = build.initial_genomes(exp) if exp.mode == "evolve" else []
         sandbox = stack.enter_context(Sandbox())
@@ -595,7 +597,7 @@ def _evolve_experiment(
             progress=reporter,
             meta=meta,
             baselines=experiment_designs(exp) if exp.validation.champions else [],
-            reporters=[SpeciesTarget(config, exp.neat.target_species, exp.neat.threshold_step)],
+            reporters=[SpeciesTarget(exp.neat.target_species, exp.neat.threshold_step)],
         )
 
 

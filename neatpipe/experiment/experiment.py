@@ -293,7 +293,7 @@ class Experiment:
 
     def write(self, path: str | os.PathLike[str]) -> None:
         """Writes the resolved experiment as YAML, atomically (a run folder's ``experiment.yaml``)."""
-        from neatpipe.genome.fileio import atomic_write_text
+        from neatpipe.io import atomic_write_text
 
         atomic_write_text(path, self.to_yaml())
 

@@ -16,7 +16,6 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time each name loads 
     from neatpipe.genome.errors import ConfigError, GenomeError, Issue
     from neatpipe.genome.fileio import (
         LoadedGenome,
-        atomic_write_text,
         from_networkx,
         genome_from_data,
         genome_to_data,
@@ -42,6 +41,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time each name loads 
         write_neat_config,
     )
     from neatpipe.genome.structure import Rules, find_problems
+    from neatpipe.io import atomic_write_text
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
@@ -54,7 +54,7 @@ __getattr__, __dir__ = lazy_exports(
         "GenomeError": ("neatpipe.genome.errors", "GenomeError"),
         "Issue": ("neatpipe.genome.errors", "Issue"),
         "LoadedGenome": ("neatpipe.genome.fileio", "LoadedGenome"),
-        "atomic_write_text": ("neatpipe.genome.fileio", "atomic_write_text"),
+        "atomic_write_text": ("neatpipe.io", "atomic_write_text"),
         "from_networkx": ("neatpipe.genome.fileio", "from_networkx"),
         "genome_from_data": ("neatpipe.genome.fileio", "genome_from_data"),
         "genome_to_data": ("neatpipe.genome.fileio", "genome_to_data"),

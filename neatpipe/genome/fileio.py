@@ -39,12 +39,9 @@ from neatpipe.genome.prompts import prompt_pool
 from neatpipe.genome.render import genome_to_dot, render_image
 from neatpipe.genome.settings import GenomeSettings
 from neatpipe.genome.structure import Rules, default_name, find_problems
-from neatpipe.io import (  # noqa: F401 - the atomic writes and the YAML loader are used from here too
+from neatpipe.io import (
     FileError,
-    StrictLoader,
-    atomic_write_bytes,
     atomic_write_text,
-    atomic_write_with,
     load_yaml,
     read_text,
 )

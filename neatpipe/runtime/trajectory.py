@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from neatpipe.errors import NeatpipeError
-from neatpipe.genome.fileio import atomic_write_text
+from neatpipe.io import atomic_write_text
 
 FORMAT = "neatpipe-trajectory/1"
 #: Raw model text kept per step, in characters (the code is always kept whole).
