@@ -110,6 +110,8 @@ KILLER = textwrap.dedent(
     from neatpipe.cli import main
 
     run_dir, how, at = Path(sys.argv[1]), getattr(signal, sys.argv[2]), int(sys.argv[3])
+    # Ctrl-C as at a terminal: a process started in the background inherits SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     real, seen = ev.ResultStore.put_many, []
 
     def put_many(self, items):
