@@ -308,10 +308,12 @@ def test_hostile_program_is_contained_and_classified(name: str, sandbox: Sandbox
     assert (result.status, result.error_type) == (case.status, case.error_type), result
     unbounded = name == "fork bomb" and not sandbox.isolation.is_active("rlimit_nproc")
     assert result.duration_s < WALL_S + (UNBOUNDED_FORK_SLACK_S if unbounded else SLACK_S), result.duration_s
-    # the CPU-time limit holds; a program of many processes (the fork bomb) burns CPU on every core between
-    # two reads of its clock, and a starved worker reads it late, so its slack grows with the cores
-    slack = CPU_SLACK_S if name != "fork bomb" else (os.cpu_count() or 1) * 1.0
-    assert result.extra["cpu_s"] < TIMEOUT_S + slack, result.extra
+    if name != "fork bomb":
+        assert result.extra["cpu_s"] < TIMEOUT_S + CPU_SLACK_S, result.extra  # the CPU-time limit holds
+    else:
+        # a program of many processes burns CPU on every core between two reads of its clock (later ones
+        # on a loaded machine): what bounds it is its time alive (asserted above) times the cores
+        assert result.extra["cpu_s"] <= (os.cpu_count() or 1) * result.duration_s + CPU_SLACK_S, result.extra
     if "CPU-time" in result.message:
         assert result.extra["cpu_s"] >= TIMEOUT_S
     if case.status is not Status.PASSED:
