@@ -59,16 +59,29 @@ class FakeRun:
 
 @dataclass
 class FakeRunner:
-    """Stands in for ``run_pipeline``: ``verdict(genome_hash, problem, seed, repeat)`` decides each
-    problem; every call is recorded."""
+    """Stands in for ``run_pipelines``: ``verdict(genome_hash, problem, seed, repeat)`` decides each
+    problem; every pipeline run is recorded."""
 
     verdict: Any
     calls: list[tuple[str, tuple[str, ...], int, int]] = field(default_factory=list)
 
-    def __call__(self, genome, problems, models, sandbox, *, feedback, seed, repeat, label=None):
-        h = genome.behaviour_hash()
-        self.calls.append((h, tuple(p.task_id for p in problems), seed, repeat))
-        return FakeRun([FakeTrajectory(p.task_id, bool(self.verdict(h, p, seed, repeat))) for p in problems])
+    def __call__(self, jobs, models, sandbox, *, on_run=None, stats=None):
+        out = []
+        for i, job in enumerate(jobs):
+            h = job.genome.behaviour_hash()
+            self.calls.append((h, tuple(p.task_id for p in job.problems), job.seed, job.repeat))
+            try:
+                trajectories = [
+                    FakeTrajectory(p.task_id, bool(self.verdict(h, p, job.seed, job.repeat)))
+                    for p in job.problems
+                ]
+            except GenomeError as exc:
+                out.append(exc)
+                continue
+            out.append(FakeRun(trajectories))
+            if on_run is not None:
+                on_run(i, out[-1])
+        return out
 
     @property
     def problems_run(self) -> int:
@@ -188,7 +201,10 @@ def test_mean_sd_and_per_problem_counts(solo) -> None:
     assert e.per_problem["Toy/0"] == 3 and e.per_problem["Toy/5"] == 2 and e.per_problem["Toy/6"] == 1
     assert e.per_problem["Toy/9"] == 0 and e.passed == 18
     assert e.prompt_tokens == 30 * 100 and e.completion_tokens == 30 * 50 and e.model_calls == 30
-    assert e.wall_s == pytest.approx(1.5) and e.feedback == "visible" and not e.synthetic
+    # the three repeats ran in one stream, each taking 0.5 s of it; one after another they take 1.5 s
+    assert e.wall_s == pytest.approx(0.5) and e.feedback == "visible" and not e.synthetic
+    apart = evaluator(FakeRunner(verdict), batching="genome").evaluate(solo, problems, repeats=3)
+    assert apart.wall_s == pytest.approx(1.5) and apart.pass_rates == e.pass_rates
     assert e.penalty == pytest.approx(0.02) and e.fitness == pytest.approx(0.58)
     assert (
         e.benchmark == "toy"
@@ -255,10 +271,10 @@ def test_a_genome_that_cannot_run_scores_zero_minus_its_penalty(self_refine) -> 
 
 
 def test_a_model_missing_from_the_pool_is_an_error_not_a_score(solo) -> None:
-    from neatpipe.runtime import PipelineError, run_pipeline
+    from neatpipe.runtime import PipelineError, run_pipelines
 
     with pytest.raises(PipelineError, match="not in the model pool"):
-        Evaluator({}, None, runner=run_pipeline).evaluate(solo, toy_problems(2))
+        Evaluator({}, None, runner=run_pipelines).evaluate(solo, toy_problems(2))
 
 
 # -- populations and racing ----------------------------------------------------------------------------
@@ -471,7 +487,9 @@ def test_reuse_is_visible_in_the_backend_call_log(coder, sandbox, humaneval_subs
     assert len(coder.calls) == mark  # the identical genome made no backend call
     three = ev.evaluate(self_refine, humaneval_subset, repeats=3)
     new_calls = coder.calls[mark:]
-    assert ev.runner_calls == 3  # repeat 0 once, then only repeats 1 and 2
-    assert new_calls and all(c.requests <= len(humaneval_subset) for c in new_calls)
+    assert ev.pipeline_runs == 3  # repeat 0 once, then only repeats 1 and 2
+    # repeats 1 and 2 ran as one stream: the generator's requests of both went out in one call
+    assert new_calls[0].requests == 2 * len(humaneval_subset)
+    assert all(c.requests <= 2 * len(humaneval_subset) for c in new_calls)
     assert three.new_evaluations == 24 and three.rests_on == 36
     assert three.pass_rates[0] == first.mean

@@ -248,7 +248,7 @@ class Named(Backend):
 
 
 class Runner:
-    """Stands in for ``run_pipeline``: ``verdict(models, genome_hash, problem, repeat)`` decides each
+    """Stands in for ``run_pipelines``: ``verdict(models, genome_hash, problem, repeat)`` decides each
     problem and ``tokens(genome_hash, repeat)`` its tokens (half prompt, half completion); every call is recorded."""
 
     def __init__(self, verdict: Any = None, tokens: Any = None) -> None:
@@ -256,20 +256,27 @@ class Runner:
         self.tokens = tokens or (lambda h, repeat: 100)
         self.calls: list[tuple[str, tuple[str, ...], int]] = []
 
-    def __call__(self, genome, problems, models, sandbox, *, feedback, seed, repeat, label=None):
-        h = genome.behaviour_hash()
-        self.calls.append((h, tuple(p.task_id for p in problems), repeat))
-        return FakeRun(
-            [
-                FakeTrajectory(
-                    p.task_id,
-                    bool(self.verdict(models, h, p, repeat)),
-                    prompt_tokens=self.tokens(h, repeat) // 2,
-                    completion_tokens=self.tokens(h, repeat) - self.tokens(h, repeat) // 2,
+    def __call__(self, jobs, models, sandbox, *, on_run=None, stats=None):
+        out = []
+        for i, job in enumerate(jobs):
+            h, repeat = job.genome.behaviour_hash(), job.repeat
+            self.calls.append((h, tuple(p.task_id for p in job.problems), repeat))
+            out.append(
+                FakeRun(
+                    [
+                        FakeTrajectory(
+                            p.task_id,
+                            bool(self.verdict(models, h, p, repeat)),
+                            prompt_tokens=self.tokens(h, repeat) // 2,
+                            completion_tokens=self.tokens(h, repeat) - self.tokens(h, repeat) // 2,
+                        )
+                        for p in job.problems
+                    ]
                 )
-                for p in problems
-            ]
-        )
+            )
+            if on_run is not None:
+                on_run(i, out[-1])
+        return out
 
     @property
     def problems_run(self) -> list[str]:

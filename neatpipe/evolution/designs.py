@@ -75,11 +75,17 @@ def evaluate_designs(
     labels = [d.label for d in designs]
     if len(set(labels)) != len(labels):
         raise ValueError(f"design labels must be unique, got {labels}")
+    with evaluator.collecting_runs() as runs:  # every design in one stream of batches
+        evaluations = evaluator.evaluate_population([(d.label, d.genome) for d in designs], problems, repeats)
+    by_genome: dict[str, list[Any]] = {}
+    for run in sorted(runs, key=lambda r: r.repeat):
+        by_genome.setdefault(run.genome, []).extend(run.trajectories)
     results = []
     for d in designs:
-        with evaluator.collecting_runs() as runs:
-            ev = evaluator.evaluate(d.genome, problems, repeats, label=d.label)
-        trajectories = [dataclasses.replace(t, label=d.label) for run in runs for t in run.trajectories]
+        ev = dataclasses.replace(evaluations[d.label], label=d.label)
+        trajectories = [
+            dataclasses.replace(t, label=d.label) for t in by_genome.get(d.genome.behaviour_hash(), [])
+        ]
         results.append(DesignResult(d, ev, trajectories))
     sets = neatpipe_sets_from_records(
         (f"{r.design.label} / {t.task_id}", t.to_dict()) for r in results for t in r.trajectories

@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 from neatpipe.bench.problem import Problem, ProblemSet
@@ -27,7 +28,7 @@ from neatpipe.evolution.racing import RaceRound, Racing
 from neatpipe.evolution.store import ProblemResult, ResultStore, get_field, result_from_trajectory, result_key
 from neatpipe.evolution.validation import ValidationResult
 from neatpipe.genome.errors import GenomeError
-from neatpipe.runtime.runner import FEEDBACK_POLICIES
+from neatpipe.runtime.runner import FEEDBACK_POLICIES, PipelineJob, StreamStats
 from neatpipe.seeds import derive_seed
 
 # -- seeds ---------------------------------------------------------------------------------------
@@ -68,9 +69,26 @@ def _genome_models(genome: Any) -> set[str]:
 
 
 def _default_runner() -> Callable[..., Any]:
-    from neatpipe.runtime import run_pipeline
+    from neatpipe.runtime import run_pipelines
 
-    return run_pipeline
+    return run_pipelines
+
+
+#: How the evaluator groups pipeline runs: ``generation`` runs everything one call asks for (a
+#: population, a racing round, the champions) as one stream of batches; ``genome`` runs them one
+#: after another (for comparison: ``neatpipe bench evaluation``).
+BATCHING = ("generation", "genome")
+
+
+@dataclass(frozen=True)
+class _Want:
+    """One genome to score: on ``problems`` with ``repeats`` repeats, under ``label``."""
+
+    genome: Any
+    problems: list[Problem]
+    repeats: int
+    label: str
+    racing_rounds: int = 0
 
 
 def _label(key: Any, genome: Any) -> str:
@@ -84,14 +102,18 @@ class Evaluator:
     ``models`` maps the model names genomes use to backends; ``sandbox`` is a started sandbox;
     ``feedback`` is the experiment's feedback policy (``visible``, ``hidden``, or ``None`` for each
     executor's own setting). ``result_cache``: ``True`` (a store in memory), ``False`` (no reuse),
-    a ``ResultStore``, or a path to an SQLite store. ``runner`` is the function that runs a genome
-    over problems (default ``neatpipe.runtime.run_pipeline``); ``on_run`` is called with every
-    ``PipelineRun`` (e.g. to write trajectories). ``context`` is extra text that separates stored
-    results (e.g. a prompt-pool version); the feedback policy and every model's identity are
-    always part of it.
+    a ``ResultStore``, or a path to an SQLite store. ``runner`` runs a list of
+    :class:`~neatpipe.runtime.PipelineJob` as one stream (default ``neatpipe.runtime.run_pipelines``,
+    whose signature it has); ``batching`` is ``generation`` (every genome one call scores, in one
+    stream) or ``genome`` (one stream per pipeline run). ``on_run`` is called with every
+    ``PipelineRun`` as it finishes (e.g. to write trajectories). ``context`` is extra text that
+    separates stored results (e.g. a prompt-pool version); the feedback policy and every model's
+    identity are always part of it.
 
-    Counters: ``runner_calls`` (calls to ``runner``), ``problem_runs`` (problem evaluations run)
-    and ``problem_reuses`` (problem evaluations served by the store).
+    Counters: ``pipeline_runs`` (pipeline runs made: one per genome and repeat that lacked
+    results), ``problem_runs`` (problem evaluations run), ``problem_reuses`` (problem evaluations
+    served by the store), and ``stream`` (a :class:`~neatpipe.runtime.StreamStats`: backend calls,
+    batch sizes, sandbox batches).
     """
 
     def __init__(
@@ -107,7 +129,10 @@ class Evaluator:
         runner: Callable[..., Any] | None = None,
         on_run: Callable[[Any], None] | None = None,
         context: str = "",
+        batching: str = "generation",
     ) -> None:
+        if batching not in BATCHING:
+            raise ValueError(f"batching must be one of {', '.join(BATCHING)}, got {batching!r}")
         if feedback not in FEEDBACK_POLICIES:
             raise ValueError(f"feedback must be 'visible', 'hidden' or None, got {feedback!r}")
         if repeats < 1:
@@ -119,6 +144,7 @@ class Evaluator:
         self.repeats = repeats
         self.seed = seed
         self.runner = runner if runner is not None else _default_runner()
+        self.batching = batching
         self.on_run = on_run
         if isinstance(result_cache, ResultStore):
             self.store: ResultStore | None = result_cache
@@ -133,7 +159,8 @@ class Evaluator:
             json.dumps({"feedback": self.feedback, "models": identities, "extra": context}).encode()
         ).hexdigest()[:16]
         self._synthetic = {name: bool(getattr(b, "synthetic", False)) for name, b in models.items()}
-        self.runner_calls = 0
+        self.pipeline_runs = 0
+        self.stream = StreamStats()
         self.problem_runs = 0
         self.problem_reuses = 0
         self.last_race: list[RaceRound] = []
@@ -177,91 +204,173 @@ class Evaluator:
 
     # -- running what is missing -------------------------------------------------------------
 
-    def _ensure(
-        self,
-        genome: Any,
-        genome_hash: str,
-        problems: list[Problem],
-        seeds: tuple[int, ...],
-        store: ResultStore | None,
-        label: str,
-    ) -> tuple[dict[tuple[str, int], ProblemResult], int, float]:
-        """Results for every (problem, seed), running only what ``store`` lacks: one runner call per
-        repeat over that repeat's missing problems. Returns the results, how many were run, and the
-        wall time of the runs."""
-        found: dict[tuple[str, int], ProblemResult] = {}
-        ran = 0
-        wall = 0.0
-        synthetic = self._uses_synthetic(genome)
-        for repeat, seed in enumerate(seeds):
-            keys = {p.task_id: result_key(self.context, genome_hash, p, seed) for p in problems}
-            missing = []
-            for p in problems:
-                hit = store.get(keys[p.task_id]) if store is not None else None
-                if hit is None:
-                    missing.append(p)
-                else:
-                    found[(p.task_id, seed)] = hit
-                    self.problem_reuses += 1
-            if not missing:
-                continue
+    def _run_jobs(
+        self, jobs: list[Any], on_run: Callable[[int, Any], None]
+    ) -> tuple[list[Any], list[tuple[int, float]]]:
+        """Every job's outcome (a run or a ``GenomeError``), and for each job the stream it ran in and
+        how long that stream took until the job finished: one stream for all jobs (``generation``) or
+        one per job (``genome``)."""
+        if not jobs:
+            return [], []
+        if self.batching == "generation":
+            groups = [list(range(len(jobs)))]
+        else:
+            groups = [[j] for j in range(len(jobs))]
+        outcomes: list[Any] = [None] * len(jobs)
+        timing: list[tuple[int, float]] = [(0, 0.0)] * len(jobs)
+        seen: set[int] = set()
+        for stream, group in enumerate(groups):
             started = time.perf_counter()
-            run = self.runner(
-                genome,
-                missing,
-                self.models,
-                self.sandbox,
-                feedback=self.feedback,
-                seed=seed,
-                repeat=repeat,
-                label=label,
+
+            def finished(
+                i: int, run: Any, group: list[int] = group, stream: int = stream, started: float = started
+            ) -> None:
+                wall = get_field(run, "wall_s", None)
+                timing[group[i]] = (
+                    stream,
+                    float(wall if wall is not None else time.perf_counter() - started),
+                )
+                seen.add(group[i])
+                on_run(group[i], run)
+
+            got = self.runner(
+                [jobs[j] for j in group], self.models, self.sandbox, on_run=finished, stats=self.stream
             )
-            elapsed = time.perf_counter() - started
-            self.runner_calls += 1
+            if len(got) != len(group):
+                raise RuntimeError(f"runner returned {len(got)} outcomes for {len(group)} pipeline runs")
+            for i, (j, outcome) in enumerate(zip(group, got, strict=True)):
+                outcomes[j] = outcome
+                if j not in seen and not isinstance(outcome, GenomeError):  # a runner that did not report it
+                    finished(i, outcome)
+        return outcomes, timing
+
+    def _score_many(
+        self,
+        wants: Sequence[_Want],
+        store: ResultStore | None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Evaluation]:
+        """Evaluations of every want, running what ``store`` lacks for all of them together: one
+        pipeline run per (genome, repeat) over that repeat's missing problems, all in one stream."""
+        hashes = [w.genome.behaviour_hash() for w in wants]
+        found: list[dict[tuple[str, int], ProblemResult]] = [{} for _ in wants]
+        jobs: list[Any] = []
+        owners: list[list[int]] = []  # the wants each job serves
+        keys_of: list[dict[str, str]] = []
+        seed_of: list[int] = []
+        by_key: dict[tuple[str, int, tuple[str, ...]], int] = {}
+        for w, want in enumerate(wants):
+            for repeat, seed in enumerate(self.seeds(want.repeats)):
+                keys = {p.task_id: result_key(self.context, hashes[w], p, seed) for p in want.problems}
+                missing = []
+                for p in want.problems:
+                    hit = store.get(keys[p.task_id]) if store is not None else None
+                    if hit is None:
+                        missing.append(p)
+                    else:
+                        found[w][(p.task_id, seed)] = hit
+                        self.problem_reuses += 1
+                if not missing:
+                    continue
+                job_key = (hashes[w], seed, tuple(p.task_id for p in missing))
+                if job_key in by_key:
+                    owners[by_key[job_key]].append(w)
+                    continue
+                by_key[job_key] = len(jobs)
+                jobs.append(PipelineJob(want.genome, tuple(missing), self.feedback, seed, repeat, want.label))
+                owners.append([w])
+                keys_of.append(keys)
+                seed_of.append(seed)
+        left = [0] * len(wants)
+        for serves in owners:
+            for w in serves:
+                left[w] += 1
+        ran = [0] * len(wants)
+        reported = 0
+
+        def report(w: int) -> None:
+            nonlocal reported
+            reported += 1
+            if progress is not None:
+                progress(reported, len(wants))
+
+        for w in range(len(wants)):
+            if left[w] == 0:
+                report(w)
+
+        def finished(j: int, run: Any) -> None:
             if self.on_run is not None:
                 self.on_run(run)
             trajectories = list(get_field(run, "trajectories", ()))
+            missing = jobs[j].problems
             if len(trajectories) != len(missing):
                 raise RuntimeError(
                     f"runner returned {len(trajectories)} trajectories for {len(missing)} problems"
                 )
+            synthetic = self._uses_synthetic(jobs[j].genome)
             batch = []
             for p, t in zip(missing, trajectories, strict=True):
-                result = result_from_trajectory(t, seed, synthetic)
+                result = result_from_trajectory(t, seed_of[j], synthetic)
                 if result.task_id != p.task_id:
                     raise RuntimeError(f"runner returned {result.task_id!r} where {p.task_id!r} was expected")
-                found[(p.task_id, seed)] = result
-                batch.append((keys[p.task_id], result))
+                for w in owners[j]:
+                    found[w][(p.task_id, seed_of[j])] = result
+                batch.append((keys_of[j][p.task_id], result))
             if store is not None:
                 store.put_many(batch)
-            ran += len(missing)
+            self.pipeline_runs += 1
             self.problem_runs += len(missing)
-            wall += float(get_field(run, "wall_s", elapsed) or elapsed)
-        return found, ran, wall
+            for w in owners[j]:
+                ran[w] += len(missing)
+                left[w] -= 1
+                if left[w] == 0:
+                    report(w)
 
-    def _score(
+        outcomes, timing = self._run_jobs(jobs, finished)
+        errors: dict[int, GenomeError] = {}
+        walls: list[dict[int, float]] = [{} for _ in wants]
+        for j, outcome in enumerate(outcomes):
+            for w in owners[j]:
+                if isinstance(outcome, GenomeError):
+                    errors.setdefault(w, outcome)
+                else:
+                    stream, wall = timing[j]
+                    walls[w][stream] = max(walls[w].get(stream, 0.0), wall)
+        for w in range(len(wants)):
+            if w in errors:
+                report(w)
+        return [
+            self._evaluation(want, hashes[w], found[w], ran[w], sum(walls[w].values()), errors.get(w))
+            for w, want in enumerate(wants)
+        ]
+
+    def _evaluation(
         self,
-        genome: Any,
-        problems: list[Problem],
-        repeats: int,
-        label: str,
-        store: ResultStore | None,
-        racing_rounds: int = 0,
+        want: _Want,
+        ghash: str,
+        found: Mapping[tuple[str, int], ProblemResult],
+        ran: int,
+        wall: float,
+        error: GenomeError | None,
     ) -> Evaluation:
-        ghash = genome.behaviour_hash()
+        genome, problems, repeats = want.genome, want.problems, want.repeats
         seeds = self.seeds(repeats)
         benchmark = ",".join(sorted({p.benchmark for p in problems}))
-        try:
-            found, ran, wall = self._ensure(genome, ghash, problems, seeds, store, label)
-        except GenomeError as exc:  # a genome that cannot run scores 0, explicitly
+        common = {
+            "genome": ghash,
+            "label": want.label,
+            "benchmark": benchmark,
+            "problems": tuple(p.task_id for p in problems),
+            "repeats": repeats,
+            "seeds": seeds,
+            "feedback": self.feedback_source,
+            "penalty_spec": self.penalty.to_dict(),
+            "racing_rounds": want.racing_rounds,
+        }
+        if error is not None:  # a genome that cannot run scores 0, explicitly
             penalty = self.penalty.value(genome, 0.0)
             return Evaluation(
-                genome=ghash,
-                label=label,
-                benchmark=benchmark,
-                problems=tuple(p.task_id for p in problems),
-                repeats=repeats,
-                seeds=seeds,
+                **common,
                 pass_rates=tuple(0.0 for _ in seeds),
                 mean=0.0,
                 sd=0.0 if repeats > 1 else None,
@@ -271,14 +380,11 @@ class Evaluator:
                 model_calls=0,
                 cache_hits=0,
                 wall_s=0.0,
-                feedback=self.feedback_source,
                 synthetic=self._uses_synthetic(genome),
                 penalty=penalty,
                 fitness=fitness_of(0.0, penalty),
                 rests_on=0,
-                penalty_spec=self.penalty.to_dict(),
-                racing_rounds=racing_rounds,
-                error=f"{type(exc).__name__}: {exc}",
+                error=f"{type(error).__name__}: {error}",
             )
         results = list(found.values())
         pass_rates = tuple(sum(found[(p.task_id, s)].passed for p in problems) / len(problems) for s in seeds)
@@ -287,26 +393,18 @@ class Evaluator:
         cost = Cost.total(results)
         penalty = self.penalty.value(genome, cost.tokens / rests_on if rests_on else 0.0)
         return Evaluation(
-            genome=ghash,
-            label=label,
-            benchmark=benchmark,
-            problems=tuple(p.task_id for p in problems),
-            repeats=repeats,
-            seeds=seeds,
+            **common,
             pass_rates=pass_rates,
             mean=mean,
             sd=sd,
             per_problem={p.task_id: sum(found[(p.task_id, s)].passed for s in seeds) for p in problems},
             **cost.fields(),
             wall_s=wall,
-            feedback=self.feedback_source,
             synthetic=any(r.synthetic for r in results) or self._uses_synthetic(genome),
             penalty=penalty,
             fitness=fitness_of(mean, penalty),
             rests_on=rests_on,
             new_evaluations=ran,
-            penalty_spec=self.penalty.to_dict(),
-            racing_rounds=racing_rounds,
         )
 
     # -- public API --------------------------------------------------------------------------
@@ -324,13 +422,9 @@ class Evaluator:
         repeats = repeats or self.repeats
         if repeats < 1:
             raise ValueError(f"repeats must be at least 1, got {repeats}")
-        return self._score(
-            genome,
-            _as_problems(problems),
-            repeats,
-            label or _label(getattr(genome, "key", None), genome),
-            self.store,
-        )
+        label = label or _label(getattr(genome, "key", None), genome)
+        (evaluation,) = self._score_many([_Want(genome, _as_problems(problems), repeats, label)], self.store)
+        return evaluation
 
     def evaluate_population(
         self,
@@ -344,8 +438,9 @@ class Evaluator:
         """Evaluations of ``(key, genome)`` pairs, by key, in input order. Genomes with the same
         behaviour hash are scored once. With ``racing``, genomes that cannot be among the best are
         dropped early (``Evaluation.problems`` and ``rests_on`` say how far each was scored;
-        ``last_race`` has the rounds). ``progress(done, total)`` is called after each distinct genome
-        is scored (with racing: after each genome's score in each round, over all rounds' work)."""
+        ``last_race`` has the rounds). All genomes are scored together (see ``batching``); a racing
+        round is one stream over the genomes still in the race. ``progress(done, total)`` is called
+        as each distinct genome's score is complete (with racing: in each round)."""
         pairs = list(genomes)
         repeats = repeats or self.repeats
         plist = _as_problems(problems)
@@ -355,11 +450,8 @@ class Evaluator:
         by_hash: dict[str, Evaluation]
         if racing is None:
             self.last_race = []
-            by_hash = {}
-            for done, (h, members) in enumerate(groups.items(), start=1):
-                by_hash[h] = self._score(members[0][1], plist, repeats, _label(*members[0]), self.store)
-                if progress is not None:
-                    progress(done, len(groups))
+            wants = [_Want(members[0][1], plist, repeats, _label(*members[0])) for members in groups.values()]
+            by_hash = dict(zip(groups, self._score_many(wants, self.store, progress), strict=True))
         else:
             by_hash = self._race(groups, plist, repeats, racing, progress)
         out = {}
@@ -387,13 +479,11 @@ class Evaluator:
         sizes = racing.sizes(len(order))
         for round_no, size in enumerate(sizes, start=1):
             part = order[:size]
-            for i, h in enumerate(alive, start=1):
-                key, genome = groups[h][0]
-                latest[h] = self._score(
-                    genome, part, repeats, _label(key, genome), store, racing_rounds=round_no
-                )
-                if progress is not None:
-                    progress(i, len(alive))
+            wants = [
+                _Want(groups[h][0][1], part, repeats, _label(*groups[h][0]), racing_rounds=round_no)
+                for h in alive
+            ]
+            latest.update(zip(alive, self._score_many(wants, store, progress), strict=True))
             if size == len(order) or len(alive) <= racing.top_k:
                 self.last_race.append(RaceRound(size, len(alive), (), None))
                 if size == len(order):
@@ -428,11 +518,14 @@ class Evaluator:
         """Re-scores each genome (or ``(key, genome)`` pair) on held-out problems with ``repeats``
         repeats and sets the result next to its search score. ``search`` maps keys to the search
         evaluations; without it the genome's own ``fitness`` is the search score."""
+        pairs = [item if isinstance(item, tuple) else (getattr(item, "key", None), item) for item in genomes]
+        plist = _as_problems(held_out_problems)
+        wants = [_Want(genome, plist, repeats, _label(key, genome)) for key, genome in pairs]
         out = []
-        for item in genomes:
-            key, genome = item if isinstance(item, tuple) else (getattr(item, "key", None), item)
-            label = _label(key, genome)
-            validated = self._score(genome, _as_problems(held_out_problems), repeats, label, self.store)
+        for (key, genome), want, validated in zip(
+            pairs, wants, self._score_many(wants, self.store), strict=True
+        ):
+            label = want.label
             found = search.get(key) if search is not None else None
             if found is not None:
                 out.append(
@@ -451,8 +544,6 @@ class Evaluator:
 
 
 def _relabel(ev: Evaluation, label: str) -> Evaluation:
-    from dataclasses import replace
-
     return replace(ev, label=label)
 
 

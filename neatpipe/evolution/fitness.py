@@ -187,7 +187,7 @@ class Evaluation:
     per task id, the repeats whose final candidate passed. Tokens, model calls and cache hits are
     the totals over the problem evaluations the score rests on, whether they were run now or reused;
     ``new_evaluations`` says how many were run for this evaluation and ``wall_s`` how long those runs
-    took. ``rests_on`` = problems x repeats. ``feedback`` is the feedback policy the runs used
+    took (runs made in one stream overlap: each stream counts until the genome's last run in it ended). ``rests_on`` = problems x repeats. ``feedback`` is the feedback policy the runs used
     (visible, hidden, or genome: each executor's own setting); ``synthetic`` is true when a synthetic
     model produced any of it. ``error`` is set when the genome could not be run (fitness is then
     the pass rate 0 minus the penalty).

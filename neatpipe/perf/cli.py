@@ -13,6 +13,10 @@ _BENCHMARKS = {
         "neatpipe.perf.pipeline",
         "a pipeline batched across problems against one problem at a time",
     ),
+    "evaluation": (
+        "neatpipe.perf.evaluation",
+        "a generation scored as one stream of batches against genome by genome",
+    ),
 }
 
 

@@ -28,15 +28,16 @@ from __future__ import annotations
 
 import ast
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from neatpipe.bench.assemble import assemble
 from neatpipe.bench.extract import extract_code
 from neatpipe.bench.problem import Problem
 from neatpipe.costs import Cost
 from neatpipe.errors import NeatpipeError
+from neatpipe.genome.errors import GenomeError
 from neatpipe.genome.fileio import LoadedGenome
 from neatpipe.genome.genes import NodeGene
 from neatpipe.genome.genome import PipelineGenome
@@ -59,7 +60,7 @@ from neatpipe.runtime.trajectory import (
     TraceStep,
     Trajectory,
 )
-from neatpipe.sandbox.program import ExecResult
+from neatpipe.sandbox.program import ExecResult, Program
 from neatpipe.seeds import seed_from_text
 from neatpipe.vocab import FEEDBACK_CHOICES, GENOME_FEEDBACK
 
@@ -69,6 +70,27 @@ FEEDBACK_POLICIES = (*FEEDBACK_CHOICES, None)
 GENOME_POLICY = GENOME_FEEDBACK
 
 StepDone = Callable[[str, int, int], None]  # progress(step, done, total) over a plan's steps
+
+
+@dataclass(frozen=True)
+class ModelWork:
+    """What a pipeline waits for at a model step: answers to ``items`` (chat requests) from ``model``."""
+
+    model: str
+    items: tuple[ChatRequest, ...]
+
+
+@dataclass(frozen=True)
+class SandboxWork:
+    """What a pipeline waits for at a sandbox step: the results of ``items`` (programs)."""
+
+    items: tuple[Program, ...]
+
+
+Work = ModelWork | SandboxWork
+_T = TypeVar("_T")
+Flow = Generator[Work, Any, _T]
+"""A pipeline step as a generator: it yields the work it waits for and is sent the answers."""
 
 
 class PipelineError(NeatpipeError, ValueError):
@@ -253,13 +275,11 @@ class _Runner:
         self,
         plan: Plan,
         problems: Sequence[Problem],
-        models: Mapping[str, Backend],
-        sandbox: Any,
         policy: str | None,
         seed: int,
         progress: StepDone | None,
     ) -> None:
-        self.plan, self.problems, self.models, self.sandbox = plan, list(problems), models, sandbox
+        self.plan, self.problems = plan, list(problems)
         self.policy, self.seed, self.progress = policy, seed, progress
         n = len(self.problems)
         self.cands: dict[int, list[str]] = {}
@@ -274,7 +294,7 @@ class _Runner:
 
     def execute(
         self, label: str, node: str, role: str, iteration: int, items: Sequence[tuple[int, str, str, float]]
-    ) -> list[ExecResult]:
+    ) -> Flow[list[ExecResult]]:
         """Results of (problem index, code, test set, time limit) items: one sandbox batch for the
         ones the run has not executed yet, none when every item is memoised."""
         t0 = time.perf_counter()
@@ -286,9 +306,7 @@ class _Runner:
                     self.problems[i], code, tests=tests, extract=False, seed=self.seed, timeout_s=limit
                 )
         if todo:
-            results = self.sandbox.run_many(list(todo.values()))
-            if len(results) != len(todo):
-                raise RuntimeError(f"sandbox returned {len(results)} results for {len(todo)} programs")
+            results = yield SandboxWork(tuple(todo.values()))
             self.memo.update(zip(todo, results, strict=True))
             self.sandbox_batches += 1
             self.programs_run += len(todo)
@@ -313,9 +331,8 @@ class _Runner:
         name: str,
         iteration: int,
         items: Sequence[tuple[int, Sequence[ChatMessage]]],
-    ) -> list[Completion]:
-        """One ``generate`` call on ``gene``'s model with one request per (problem index, messages)."""
-        backend = self.models[str(gene.model)]
+    ) -> Flow[list[Completion]]:
+        """One model step on ``gene``'s model with one request per (problem index, messages)."""
         requests = [
             ChatRequest(
                 messages=tuple(msgs),
@@ -326,7 +343,7 @@ class _Runner:
             for i, msgs in items
         ]
         t0 = time.perf_counter()
-        completions = backend.generate(requests)
+        completions = yield ModelWork(str(gene.model), tuple(requests))
         self.stats.append(
             StepStats(
                 label,
@@ -362,20 +379,22 @@ class _Runner:
 
     # -- steps --------------------------------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self) -> Flow[None]:
         total = len(self.plan.steps) + 1
         for done, step in enumerate(self.plan.steps, start=1):
-            {"generate": self.generate, "select": self.select, "stage": self.stage}[step.kind](step)
+            yield from {"generate": self.generate, "select": self.select, "stage": self.stage}[step.kind](
+                step
+            )
             if self.progress is not None:
                 self.progress(step.name, done, total)
-        self.score()
+        yield from self.score()
         if self.progress is not None:
             self.progress("hidden tests", total, total)
 
-    def generate(self, step: Step) -> None:
+    def generate(self, step: Step) -> Flow[None]:
         gene = step.gene
         items = [(i, generator_messages(p, gene.prompt or 0)) for i, p in enumerate(self.problems)]
-        completions = self.call(step.name, gene, step.name, 0, items) if items else []
+        completions = (yield from self.call(step.name, gene, step.name, 0, items)) if items else []
         codes = []
         for i, c in enumerate(completions):
             code = extract_code(c.text, self.problems[i].entry_point)
@@ -383,7 +402,7 @@ class _Runner:
             self.recs[i].append(self._model_rec(step.name, gene, 0, code, c, scored=True))
         self.cands[step.node] = codes
 
-    def select(self, step: Step) -> None:
+    def select(self, step: Step) -> Flow[None]:
         names = [self.plan.names[k] for k in step.inputs]
         by_problem = [[self.cands[k][i] for k in step.inputs] for i in range(len(self.problems))]
         use_tests = step.gene.strategy == "visible-tests"
@@ -394,9 +413,8 @@ class _Runner:
                 for i, codes in enumerate(by_problem)
                 for code in dict.fromkeys(codes)
             ]
-            for (i, code, _, _), r in zip(
-                items, self.execute(step.name, step.name, "selector", 0, items), strict=True
-            ):
+            verdicts = yield from self.execute(step.name, step.name, "selector", 0, items)
+            for (i, code, _, _), r in zip(items, verdicts, strict=True):
                 results[(i, code)] = r
         chosen = []
         for i, codes in enumerate(by_problem):
@@ -430,7 +448,7 @@ class _Runner:
             )
         self.cands[step.node] = chosen
 
-    def stage(self, step: Step) -> None:
+    def stage(self, step: Step) -> Flow[None]:
         gene, executor, analyzer = step.gene, step.executor, step.analyzer
         assert executor is not None
         source = self.policy or str(executor.feedback)
@@ -442,11 +460,10 @@ class _Runner:
             self.stages[i].append(r)
         k = int(gene.iterations or 1)
 
-        def check(active: list[int], iteration: int) -> dict[int, ExecResult]:
+        def check(active: list[int], iteration: int) -> Flow[dict[int, ExecResult]]:
             items = [(i, current[i], source, limit) for i in active]
-            out = dict(
-                zip(active, self.execute(exec_name, exec_name, "executor", iteration, items), strict=True)
-            )
+            verdicts = yield from self.execute(exec_name, exec_name, "executor", iteration, items)
+            out = dict(zip(active, verdicts, strict=True))
             for i, res in out.items():
                 tests = (
                     self.problems[i].visible_tests if source == "visible" else self.problems[i].hidden_tests
@@ -468,7 +485,7 @@ class _Runner:
         active = list(range(len(self.problems)))
         closed = False
         for it in range(1, k + 1):
-            results = check(active, it - 1)
+            results = yield from check(active, it - 1)
             if gene.early_stop:
                 active = [i for i in active if not results[i].passed]
             if not active:
@@ -490,7 +507,8 @@ class _Runner:
                     )
                     for i in active
                 ]
-                for i, c in zip(active, self.call(a_name, analyzer, a_name, it, items), strict=True):
+                answers = yield from self.call(a_name, analyzer, a_name, it, items)
+                for i, c in zip(active, answers, strict=True):
                     analyses[i] = c.text
                     self.recs[i].append(self._model_rec(a_name, analyzer, it, current[i], c, scored=False))
             items = [
@@ -507,16 +525,17 @@ class _Runner:
                 )
                 for i in active
             ]
-            for i, c in zip(active, self.call(step.name, gene, step.name, it, items), strict=True):
+            answers = yield from self.call(step.name, gene, step.name, it, items)
+            for i, c in zip(active, answers, strict=True):
                 current[i] = extract_code(c.text, self.problems[i].entry_point)
                 self.recs[i].append(self._model_rec(step.name, gene, it, current[i], c, scored=True))
                 records[i].codes.append(current[i])
                 records[i].visible.append(None)
         if not closed and active:
-            check(active, k)  # the closing check of the last refinement's candidates
+            yield from check(active, k)  # the closing check of the last refinement's candidates
         self.cands[step.node] = current
 
-    def score(self) -> None:
+    def score(self) -> Flow[None]:
         """Every candidate on the hidden tests, in one batch."""
         items = []
         for i, p in enumerate(self.problems):
@@ -524,7 +543,7 @@ class _Runner:
             codes += [c for st in self.stages[i] for c in st.codes]
             codes.append(self.cands[self.plan.output][i])
             items += [(i, c, "hidden", p.time_limit_s) for c in dict.fromkeys(codes)]
-        self.execute("hidden tests", "output", "score", 0, items)
+        yield from self.execute("hidden tests", "output", "score", 0, items)
 
     def hidden(self, i: int, code: str) -> ExecResult:
         return self.memo[(i, "hidden", self.problems[i].time_limit_s, code)]
@@ -595,6 +614,207 @@ class _Runner:
         return out
 
 
+@dataclass(frozen=True, eq=False)
+class PipelineJob:
+    """One pipeline run to make: ``genome`` (a genome, a genome read with its file's node ids, or a
+    compiled plan) on ``problems`` with the arguments of :func:`run_pipeline`."""
+
+    genome: PipelineGenome | LoadedGenome | Plan
+    problems: tuple[Problem, ...]
+    feedback: str | None = "visible"
+    seed: int = 0
+    repeat: int = 0
+    label: str | None = None
+    progress: StepDone | None = None
+
+
+@dataclass
+class StreamStats:
+    """What a stream of pipelines cost when run together (:func:`run_pipelines`), summed over calls.
+
+    ``requests`` counts the model requests the pipelines made and ``requests_sent`` the distinct ones
+    the backends were asked for (identical requests of several pipelines are sent once);
+    ``programs``/``programs_sent`` the same for sandbox programs. ``backend_calls`` counts
+    ``generate`` calls, ``largest_batch`` the most requests in one of them; ``rounds`` the lock-step
+    rounds.
+    """
+
+    pipelines: int = 0
+    rounds: int = 0
+    backend_calls: int = 0
+    requests: int = 0
+    requests_sent: int = 0
+    largest_batch: int = 0
+    sandbox_batches: int = 0
+    programs: int = 0
+    programs_sent: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def mean_batch(self) -> float:
+        return self.requests_sent / self.backend_calls if self.backend_calls else 0.0
+
+
+class _Pipeline:
+    """A prepared job: its plan, its runner and the meta data its trajectories carry."""
+
+    def __init__(self, job: PipelineJob, models: Mapping[str, Backend]) -> None:
+        genome, feedback = job.genome, job.feedback
+        if isinstance(genome, Plan):
+            plan = genome
+        elif isinstance(genome, LoadedGenome):
+            plan = compile_plan(genome.genome, genome.names)
+        else:
+            plan = compile_plan(genome)
+        if feedback not in FEEDBACK_POLICIES:
+            raise PipelineError(
+                f"feedback must be 'visible', 'hidden' or None (use the genome's), got {feedback!r}"
+            )
+        for name, value in (("seed", job.seed), ("repeat", job.repeat)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise PipelineError(f"{name} must be an integer >= 0, got {value!r}")
+        missing = {m: nodes for m, nodes in plan.model_nodes().items() if m not in models}
+        if missing:
+            pool = ", ".join(sorted(models)) or "empty"
+            detail = "; ".join(f"{m!r} (used by {', '.join(nodes)})" for m, nodes in sorted(missing.items()))
+            raise PipelineError(f"model(s) not in the model pool: {detail}; the pool has: {pool}")
+        seen: set[str] = set()
+        for p in job.problems:
+            if not isinstance(p, Problem):
+                raise PipelineError(f"problems must be benchmark Problems, got {type(p).__name__}")
+            if p.task_id in seen:
+                raise PipelineError(f"problem {p.task_id!r} appears twice in the batch")
+            seen.add(p.task_id)
+        for s in plan.stages:  # the messages module checks this too, but only once a model has run
+            if s.executor is not None and feedback is None and s.executor.feedback not in FEEDBACK_CHOICES:
+                raise PipelineError(f"executor {s.executor_name!r} has no valid feedback setting")
+        used = {m: models[m] for m in plan.models}
+        self.job, self.plan = job, plan
+        self.synthetic = any(_is_synthetic(b) for b in used.values())
+        self.runner = _Runner(plan, job.problems, feedback, job.seed, job.progress)
+        self.policy = feedback if feedback is not None else GENOME_POLICY
+        self.meta = {
+            "genome": plan.genome_hash,
+            "label": job.label if job.label is not None else plan.genome_hash[:12],
+            "repeat": job.repeat,
+            "seed": job.seed,
+            "feedback": self.policy,
+            "synthetic": self.synthetic,
+            "models": {m: str(getattr(b, "label", type(b).__name__)) for m, b in used.items()},
+        }
+
+    def result(self, wall_s: float) -> PipelineRun:
+        runner = self.runner
+        model_stats = [s for s in runner.stats if s.kind == "model"]
+        requests = sum(s.requests for s in model_stats)
+        cost = Cost.total(model_stats)
+        return PipelineRun(
+            trajectories=runner.trajectories(self.meta),
+            plan=self.plan,
+            label=self.meta["label"],
+            genome=self.plan.genome_hash,
+            feedback=self.policy,
+            seed=self.job.seed,
+            repeat=self.job.repeat,
+            synthetic=self.synthetic,
+            steps=runner.stats,
+            requests=requests,
+            model_calls=requests - cost.cache_hits,
+            cache_hits=cost.cache_hits,
+            backend_calls=len(model_stats),
+            prompt_tokens=cost.prompt_tokens,
+            completion_tokens=cost.completion_tokens,
+            sandbox_batches=runner.sandbox_batches,
+            programs_run=runner.programs_run,
+            wall_s=wall_s,
+        )
+
+
+def _answer(
+    waiting: Mapping[int, Work], send: Callable[[list[Any]], list[Any]], kind: type, stats: StreamStats
+) -> dict[int, list[Any]]:
+    """One batch for every waiting pipeline's items of ``kind``: identical items are sent once and
+    every pipeline gets its answers back in its own order."""
+    distinct: dict[Any, int] = {}
+    for work in waiting.values():
+        for item in work.items:
+            distinct.setdefault(item, len(distinct))
+    answers = send(list(distinct))
+    if len(answers) != len(distinct):
+        raise RuntimeError(f"{len(answers)} answers for {len(distinct)} {kind.__name__} items")
+    if kind is ModelWork:
+        stats.backend_calls += 1
+        stats.requests += sum(len(w.items) for w in waiting.values())
+        stats.requests_sent += len(distinct)
+        stats.largest_batch = max(stats.largest_batch, len(distinct))
+    else:
+        stats.sandbox_batches += 1
+        stats.programs += sum(len(w.items) for w in waiting.values())
+        stats.programs_sent += len(distinct)
+    return {i: [answers[distinct[item]] for item in work.items] for i, work in waiting.items()}
+
+
+def run_pipelines(
+    jobs: Sequence[PipelineJob],
+    models: Mapping[str, Backend],
+    sandbox: Any,
+    *,
+    on_run: Callable[[int, PipelineRun], None] | None = None,
+    stats: StreamStats | None = None,
+) -> list[PipelineRun | GenomeError]:
+    """Runs every job as one stream of batches; the runs (or a job's ``GenomeError``) in job order.
+
+    The pipelines advance in lock-step rounds: in each round every pipeline that is waiting for a
+    model gets its requests answered in one ``generate`` call per model (all pipelines' requests
+    together, identical requests sent once), and every pipeline waiting for the sandbox gets its
+    programs run in one batch (identical programs run once). A pipeline's results depend only on its
+    own requests and programs (per-request seeds, CPU-time verdicts), so a job gets the same
+    trajectories alone as inside any stream. ``on_run(index, run)`` is called as each job finishes;
+    ``stats`` (a :class:`StreamStats`) is added to.
+
+    A job whose genome cannot run gets its ``GenomeError`` in its place and the others run; a bad
+    argument or a model missing from ``models`` raises ``PipelineError`` before anything runs.
+    """
+    started = time.perf_counter()
+    stats = stats if stats is not None else StreamStats()
+    out: list[PipelineRun | GenomeError | None] = [None] * len(jobs)
+    pipelines: dict[int, _Pipeline] = {}
+    for index, job in enumerate(jobs):
+        try:
+            pipelines[index] = _Pipeline(job, models)
+        except GenomeError as exc:
+            out[index] = exc
+    flows = {i: p.runner.run() for i, p in pipelines.items()}
+    waiting: dict[int, Work] = {}
+
+    def advance(index: int, value: Any) -> None:
+        try:
+            waiting[index] = flows[index].send(value)
+        except StopIteration:
+            waiting.pop(index, None)
+            run = pipelines[index].result(time.perf_counter() - started)
+            out[index] = run
+            if on_run is not None:
+                on_run(index, run)
+
+    for index in flows:
+        advance(index, None)
+    while waiting:
+        stats.rounds += 1
+        answers: dict[int, list[Any]] = {}
+        for model in sorted({w.model for w in waiting.values() if isinstance(w, ModelWork)}):
+            group = {i: w for i, w in waiting.items() if isinstance(w, ModelWork) and w.model == model}
+            answers.update(_answer(group, models[model].generate, ModelWork, stats))
+        group = {i: w for i, w in waiting.items() if isinstance(w, SandboxWork)}
+        if group:
+            answers.update(_answer(group, sandbox.run_many, SandboxWork, stats))
+        for index in sorted(answers):
+            advance(index, answers[index])
+    stats.pipelines += len(pipelines)
+    stats.wall_s += time.perf_counter() - started
+    return [r for r in out if r is not None]
+
+
 def run_pipeline(
     genome: PipelineGenome | LoadedGenome | Plan,
     problems: Sequence[Problem],
@@ -615,91 +835,32 @@ def run_pipeline(
     executor gene's own ``feedback`` (recorded as ``"genome"``). ``seed`` derives every request's seed
     (:func:`request_seed`) and the programs' seeds; ``repeat`` is recorded. ``label`` names the genome
     in trajectories (default: the first 12 characters of its behaviour hash). ``progress(step, done,
-    total)`` is called after each plan step and after the final scoring.
+    total)`` is called after each plan step and after the final scoring. Several pipelines run
+    together with :func:`run_pipelines`.
 
     Raises ``GenomeError`` for an invalid genome and ``PipelineError`` for a model name missing from
     ``models`` (listing the pool), a bad feedback policy or seed, or duplicate task ids, all before
     any model or program runs.
     """
-    started = time.perf_counter()
-    if isinstance(genome, Plan):
-        plan = genome
-    elif isinstance(genome, LoadedGenome):
-        plan = compile_plan(genome.genome, genome.names)
-    else:
-        plan = compile_plan(genome)
-    if feedback not in FEEDBACK_POLICIES:
-        raise PipelineError(
-            f"feedback must be 'visible', 'hidden' or None (use the genome's), got {feedback!r}"
-        )
-    for name, value in (("seed", seed), ("repeat", repeat)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise PipelineError(f"{name} must be an integer >= 0, got {value!r}")
-    missing = {m: nodes for m, nodes in plan.model_nodes().items() if m not in models}
-    if missing:
-        pool = ", ".join(sorted(models)) or "empty"
-        detail = "; ".join(f"{m!r} (used by {', '.join(nodes)})" for m, nodes in sorted(missing.items()))
-        raise PipelineError(f"model(s) not in the model pool: {detail}; the pool has: {pool}")
-    problems = list(problems)
-    seen: set[str] = set()
-    for p in problems:
-        if not isinstance(p, Problem):
-            raise PipelineError(f"problems must be benchmark Problems, got {type(p).__name__}")
-        if p.task_id in seen:
-            raise PipelineError(f"problem {p.task_id!r} appears twice in the batch")
-        seen.add(p.task_id)
-    for s in plan.stages:  # the messages module checks this too, but only once a model has run
-        if s.executor is not None and feedback is None and s.executor.feedback not in FEEDBACK_CHOICES:
-            raise PipelineError(f"executor {s.executor_name!r} has no valid feedback setting")
-
-    used = {m: models[m] for m in plan.models}
-    synthetic = any(_is_synthetic(b) for b in used.values())
-    runner = _Runner(plan, problems, models, sandbox, feedback, seed, progress)
-    runner.run()
-    policy = feedback if feedback is not None else GENOME_POLICY
-    meta = {
-        "genome": plan.genome_hash,
-        "label": label if label is not None else plan.genome_hash[:12],
-        "repeat": repeat,
-        "seed": seed,
-        "feedback": policy,
-        "synthetic": synthetic,
-        "models": {m: str(getattr(b, "label", type(b).__name__)) for m, b in used.items()},
-    }
-    trajectories = runner.trajectories(meta)
-    model_stats = [s for s in runner.stats if s.kind == "model"]
-    requests = sum(s.requests for s in model_stats)
-    cost = Cost.total(model_stats)
-    hits = cost.cache_hits
-    return PipelineRun(
-        trajectories=trajectories,
-        plan=plan,
-        label=meta["label"],
-        genome=plan.genome_hash,
-        feedback=policy,
-        seed=seed,
-        repeat=repeat,
-        synthetic=synthetic,
-        steps=runner.stats,
-        requests=requests,
-        model_calls=requests - hits,
-        cache_hits=hits,
-        backend_calls=len(model_stats),
-        prompt_tokens=cost.prompt_tokens,
-        completion_tokens=cost.completion_tokens,
-        sandbox_batches=runner.sandbox_batches,
-        programs_run=runner.programs_run,
-        wall_s=time.perf_counter() - started,
-    )
+    job = PipelineJob(genome, tuple(problems), feedback, seed, repeat, label, progress)
+    (outcome,) = run_pipelines([job], models, sandbox)
+    if isinstance(outcome, GenomeError):
+        raise outcome
+    return outcome
 
 
 __all__ = [
     "FEEDBACK_POLICIES",
     "GENOME_POLICY",
+    "ModelWork",
     "PipelineError",
+    "PipelineJob",
     "PipelineRun",
+    "SandboxWork",
+    "StreamStats",
     "StepStats",
     "normalised_code",
     "request_seed",
     "run_pipeline",
+    "run_pipelines",
 ]
