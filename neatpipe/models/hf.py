@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from neatpipe.errors import bounded
 from neatpipe.models.base import Backend
-from neatpipe.models.errors import ModelNotAvailableError, RequestError
-from neatpipe.models.spec import HFSpec
+from neatpipe.models.errors import ModelNotAvailableError, RequestError, SpecError
+from neatpipe.models.spec import HFSpec, spec_to_mapping
 from neatpipe.models.types import ChatRequest, Completion
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -375,8 +376,9 @@ class HFBackend(Backend):
         return resolve_dtype(self.spec.dtype, self.device)
 
     @property
-    def pool_key(self) -> tuple[str, str | None, str, str]:
-        return (self.source, self.spec.revision, self.dtype, self.device)
+    def pool_key(self) -> tuple[Hashable, ...]:
+        spec = self.spec
+        return (self.source, spec.revision, self.dtype, self.device, spec.device_map, spec.max_memory)
 
     @property
     def is_loaded(self) -> bool:
@@ -435,10 +437,11 @@ class HFBackend(Backend):
             if offline and cached_snapshot(self.source, self.spec.revision, cache) is None:
                 raise ModelNotAvailableError(self._missing_message(""))
         dtype_kw = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+        placement = self._placement()
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.source, **kwargs)
             model = AutoModelForCausalLM.from_pretrained(
-                self.source, **{dtype_kw: getattr(torch, dtype)}, **kwargs
+                self.source, **{dtype_kw: getattr(torch, dtype)}, **kwargs, **placement
             )
         except OSError as exc:
             if self.folder is not None:
@@ -446,15 +449,59 @@ class HFBackend(Backend):
                     f"{self.spec.to_string()}: cannot load {self.folder}: {exc}"
                 ) from exc
             raise ModelNotAvailableError(self._missing_message(str(exc).splitlines()[0])) from exc
-        model.to(device)
+        except ValueError as exc:
+            if not placement:
+                raise
+            raise SpecError(
+                spec_to_mapping(self.spec),
+                "device_map",
+                f"accelerate cannot place the model: {bounded(str(exc))}",
+            ) from exc
+        if placement:
+            device = self._input_device(model)
+        else:
+            model.to(device)
         model.eval()
-        nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
-        nbytes += sum(b.numel() * b.element_size() for b in model.buffers())
+        # offloaded weights sit on the meta device and take no memory until a layer runs
+        nbytes = sum(p.numel() * p.element_size() for p in model.parameters() if p.device.type != "meta")
+        nbytes += sum(b.numel() * b.element_size() for b in model.buffers() if b.device.type != "meta")
         revision = "local"
         if self.folder is None:
             snap = cached_snapshot(self.source, self.spec.revision, kwargs["cache_dir"])
             revision = snap.name if snap is not None else (self.spec.revision or "main")
         return LoadedModel(model, tokenizer, device, dtype, nbytes, revision)
+
+    def _placement(self) -> dict[str, Any]:
+        """``from_pretrained`` arguments that let accelerate spread the model over GPUs, CPU memory and
+        disk (``device_map``), for a model larger than one device; empty without ``device_map``."""
+        spec = self.spec
+        if spec.device_map is None:
+            return {}
+        placement: dict[str, Any] = {"device_map": spec.device_map}
+        if spec.max_memory is not None:  # accelerate names GPUs by index
+            placement["max_memory"] = {
+                (int(name.removeprefix("cuda:")) if name.startswith("cuda:") else name): size
+                for name, size in spec.max_memory
+            }
+        if spec.offload_folder is not None:
+            placement["offload_folder"] = str(Path(spec.offload_folder).expanduser())
+        return placement
+
+    def _input_device(self, model: Any) -> str:
+        """Where a placed model takes its inputs: the device of its first weights, as the decoder sees it.
+
+        Accelerate moves activations between the devices of a placed model, but the token ids must start
+        on a real device; weights offloaded to disk are on the meta device until their layer runs.
+        """
+        device = next(model.parameters()).device
+        if device.type == "meta":
+            raise SpecError(
+                spec_to_mapping(self.spec),
+                "max_memory",
+                "the first layers of the model were offloaded to disk, so inputs have no device to start on; "
+                "give the first device room for at least the input embeddings",
+            )
+        return str(device)
 
     def _loaded(self) -> LoadedModel:
         if self._preloaded is not None:

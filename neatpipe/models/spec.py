@@ -36,6 +36,20 @@ _DTYPE_ALIASES = {
     "float": "float32",
 }
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+_MEMORY_DEVICE_RE = re.compile(r"^(cpu|mps|cuda:\d+|\d+)$")
+_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KkMmGgTt]i?B|B)$")  # a capital B: bytes, never bits
+_SIZE_UNITS = {
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
 _PRESET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 DEFAULT_OLLAMA_URL = "http://127.0.0.1:11434"
 
@@ -105,6 +119,45 @@ def _batch_size(spec: object, name: str, value: Any) -> int | str:
     return value
 
 
+def _device_map(spec: object, name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if value not in DEVICE_MAPS:
+        raise SpecError(spec, name, f"expected one of {', '.join(DEVICE_MAPS)}, got {shown(value)}")
+    return value
+
+
+def _memory_size(spec: object, name: str, value: Any) -> int:
+    """Bytes from an integer or a size such as ``6GiB``, ``500MB`` (our parse: no bit units, no guessing)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    match = _SIZE_RE.match(value.strip()) if isinstance(value, str) else None
+    if match is None or float(match.group(1)) <= 0:
+        raise SpecError(
+            spec, name, f"expected a size such as 6GiB, 500MB or a number of bytes, got {shown(value)}"
+        )
+    return max(1, int(float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]))
+
+
+def _max_memory(spec: object, name: str, value: Any) -> tuple[tuple[str, int], ...] | None:
+    """``{cuda:0: 6GiB, cpu: 24GiB}`` as sorted (device, bytes) pairs; a bare GPU index N means cuda:N."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not value:
+        raise SpecError(
+            spec,
+            name,
+            f"expected a mapping of device to size, e.g. {{cuda:0: 6GiB, cpu: 24GiB}}, got {shown(value)}",
+        )
+    out: dict[str, int] = {}
+    for device, size in value.items():
+        key = str(device) if isinstance(device, int | str) and not isinstance(device, bool) else ""
+        if not _MEMORY_DEVICE_RE.match(key):
+            raise SpecError(spec, name, f"devices are cpu, mps, cuda:N or a GPU index N, got {shown(device)}")
+        out["cuda:" + key if key.isdigit() else key] = _memory_size(spec, f"{name}.{key}", size)
+    return tuple(sorted(out.items()))
+
+
 def _url(spec: object, name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise SpecError(spec, name, f"expected an http(s) URL, got {shown(value)}")
@@ -120,11 +173,18 @@ def _url(spec: object, name: str, value: Any) -> str:
     return value.rstrip("/")
 
 
-def _opt(validator: Callable[[object, str, Any], Any], default: Any = MISSING, doc: str = "") -> Any:
-    """A spec option: a dataclass field that records how to validate a value from a mapping."""
+def _opt(
+    validator: Callable[[object, str, Any], Any],
+    default: Any = MISSING,
+    doc: str = "",
+    render: Callable[[Any], Any] | None = None,
+) -> Any:
+    """A spec option: a dataclass field that records how to validate a value from a mapping (and, when
+    the stored form is not what a YAML file should hold, how to render it back)."""
+    metadata = {"validate": validator, "doc": doc, "render": render}
     if default is MISSING:
-        return field(metadata={"validate": validator, "doc": doc})
-    return field(default=default, metadata={"validate": validator, "doc": doc})
+        return field(metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -144,6 +204,27 @@ class HFSpec:
     device: str = _opt(_device, "auto", "auto (CUDA, then MPS, then CPU), cpu, mps, cuda, cuda:N")
     batch_size: int | str = _opt(_batch_size, "auto", "largest batch; 'auto' sizes it from free memory")
     cache_dir: str | None = _opt(_opt_str, None, "Hugging Face hub cache folder (default: HF_HUB_CACHE)")
+    device_map: str | None = _opt(
+        _device_map, None, "spread the model over GPUs, CPU and disk with accelerate (auto, balanced, ...)"
+    )
+    max_memory: tuple[tuple[str, int], ...] | None = _opt(
+        _max_memory, None, "with device_map: most bytes per device, {cuda:0: 6GiB, cpu: 24GiB}", render=dict
+    )
+    offload_folder: str | None = _opt(_opt_str, None, "with device_map: where weights offloaded to disk go")
+
+    def check_options(self, original: object) -> None:
+        """Options that only make sense together: the placement options need ``device_map``, which
+        replaces ``device``."""
+        if self.device_map is None:
+            for name in ("max_memory", "offload_folder"):
+                if getattr(self, name) is not None:
+                    raise SpecError(original, name, "only used with device_map (e.g. device_map: auto)")
+        elif self.device != "auto":
+            raise SpecError(
+                original,
+                "device",
+                f"give device or device_map, not both (device_map {self.device_map!r} places the model)",
+            )
 
     @property
     def is_local(self) -> bool:
@@ -321,7 +402,11 @@ def parse_spec(value: str | Mapping[str, Any] | ModelSpec) -> ModelSpec:
             raise SpecError(
                 original_spec, str(name), f"unknown option for {kind}{hint}; options are {', '.join(allowed)}"
             )
-    return cls(**kwargs)
+    parsed = cls(**kwargs)
+    check = getattr(parsed, "check_options", None)
+    if check is not None:
+        check(original_spec)
+    return parsed
 
 
 def spec_to_mapping(spec: ModelSpec) -> dict[str, Any]:
@@ -335,5 +420,6 @@ def spec_to_mapping(spec: ModelSpec) -> dict[str, Any]:
             continue
         v = getattr(spec, f.name)
         if v != f.default:
-            out[f.name] = v
+            render = f.metadata.get("render")
+            out[f.name] = render(v) if render is not None and v is not None else v
     return out
