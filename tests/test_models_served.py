@@ -429,3 +429,21 @@ def test_preflight_asks_the_server_once_and_names_what_is_missing(server, dead_u
         load_backend(spec(server.url, "no-such-model")).preflight()
     with pytest.raises(ServerUnreachableError, match=dead_url):
         load_backend(spec(dead_url, "tiny-coder")).preflight()
+
+
+@pytest.mark.parametrize(("batching", "in_flight"), [("generation", 3), ("genome", 1)])
+def test_a_generation_keeps_a_served_model_busy_across_genomes(server, sandbox, batching, in_flight):
+    """One problem per genome: only a stream over the whole generation gives the server more than one
+    request at a time."""
+    from neatpipe.bench import load_humaneval
+    from neatpipe.evolution import Evaluator
+    from neatpipe.perf.evaluation import mixed_population
+
+    server.slow_s = 0.2
+    solos = [(k, mixed_population(1, seed=k, models=("m",))[0][1].copy(k)) for k in (1, 2, 3)]
+    assert all(len(g.nodes) == 1 for _, g in solos) and len({g.behaviour_hash() for _, g in solos}) == 3
+    backend = load_backend({"spec": f"openai:{server.url}#slow", "concurrency": 4, **FAST})
+    ev = Evaluator({"m": backend}, sandbox, result_cache=False, batching=batching)
+    out = ev.evaluate_population(solos, list(load_humaneval())[:1])
+    assert len(out) == 3 and len(backend.calls) == (1 if batching == "generation" else 3)
+    assert server.max_in_flight == in_flight
