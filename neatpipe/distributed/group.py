@@ -55,7 +55,9 @@ class ActorGroup:
     def map(self, method: str, items: Sequence[Any], progress: Progress | None = None) -> list[Any]:
         """``actor.method(span)`` over contiguous spans of ``items``; the answers joined in input order."""
         ray = import_ray()
-        from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
+        from ray.exceptions import ActorDiedError, ActorUnschedulableError, RayActorError, RayTaskError
+
+        gone = (ActorDiedError, ActorUnschedulableError)  # Ray gave the actor up: restarts spent, node gone
 
         total = len(items)
         results: list[Any] = [None] * total
@@ -97,8 +99,8 @@ class ActorGroup:
                 if cause is not None:
                     raise cause from None
                 raise
-            except RayActorError as exc:
-                if isinstance(exc, ActorDiedError) and self.actors[slot] is not None:
+            except (RayActorError, ActorUnschedulableError) as exc:
+                if isinstance(exc, gone) and self.actors[slot] is not None:
                     self.actors[slot] = None
                     self.lost += 1
                 redo.appendleft((start, end))
