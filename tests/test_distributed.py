@@ -118,6 +118,15 @@ def test_a_resumed_ray_run_is_the_uninterrupted_one(experiment: Path, ray_run, t
     assert resumed.champion.behaviour_hash() == ray_run.champion.behaviour_hash()
 
 
+def test_a_run_started_in_one_process_continues_on_ray(experiment: Path, ray_run, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    evolve(experiment, out=run_dir, progress=False, generations=1)
+    evolve(resume=run_dir, generations=2, progress=False, engine="ray")
+    assert json.loads((run_dir / "run.json").read_text())["options"]["engine"] == "ray"
+    assert log_lines(run_dir) == log_lines(ray_run.run_dir)
+    assert outcome(run_dir) == outcome(ray_run.run_dir)
+
+
 # -- a model actor killed in the middle of a batch --------------------------------------------------------
 
 
