@@ -18,7 +18,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="the Ray engine's tests need ray (in the dev extras)")
 
 from neatpipe.bench import load_humaneval  # noqa: E402
-from neatpipe.distributed import RayBackend, RayOptions, RaySandbox  # noqa: E402
+from neatpipe.distributed import EngineError, RayBackend, RayOptions, RaySandbox  # noqa: E402
 from neatpipe.evolution.run import evolve  # noqa: E402
 from neatpipe.evolution.runlog import read_history  # noqa: E402
 from neatpipe.models import load_backend  # noqa: E402
@@ -215,6 +215,17 @@ def test_the_sandbox_actor_gives_the_local_verdicts_in_order() -> None:
     assert [(r.status, r.error_type, r.failing_test) for r in results] == expected
     assert results[7].error_type == "RecursionError"
     assert seen[-1] == (30, 30)
+
+
+def test_model_actors_the_cluster_cannot_place_are_refused_before_any_work(tmp_path: Path) -> None:
+    path = tmp_path / "gpus.yaml"
+    path.write_text(EXPERIMENT.replace("max_restarts: 2}", "max_restarts: 2, num_gpus: 1}"))
+    with pytest.raises(EngineError, match=r"ray.num_gpus: 1 model\(s\) x 1 actor\(s\) x 1 GPU need 1 GPU"):
+        evolve(path, out=tmp_path / "run", progress=False, engine="ray")
+    assert not (tmp_path / "run").exists()
+    path.write_text(EXPERIMENT.replace("max_restarts: 2}", "max_restarts: 2, model_actors: 2}"))
+    with pytest.raises(EngineError, match=r"ray.model_cpus: 2 model\(s\) x 2 actor\(s\) x 1 CPU need 4 CPU"):
+        evolve(path, out=tmp_path / "run", progress=False, engine="ray")
 
 
 # -- errors ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from neatpipe.distributed.backend import RayBackend
-from neatpipe.distributed.cluster import RayOptions, connect, import_ray
+from neatpipe.distributed.cluster import EngineError, RayOptions, connect, import_ray
 from neatpipe.distributed.sandbox import RaySandbox
 from neatpipe.models.spec import ModelSpec
 from neatpipe.sandbox.limits import Isolation, Limits
@@ -41,9 +41,22 @@ class RayEngine:
     def backend(self, spec: str | ModelSpec, runner: Any = None) -> RayBackend:
         """The model of ``spec`` on its actors. ``runner`` is not sent along: a backend that runs programs
         itself (the synthetic coder) runs them in a sandbox of its own inside its actor."""
+        self._check_room(len(self.backends) + 1)
         backend = RayBackend(spec, self.options)
         self.backends.append(backend)
         return backend
+
+    def _check_room(self, models: int) -> None:
+        """Refuses model actors that the cluster could never place (Ray would wait for them forever)."""
+        have = self.resources()
+        o = self.options
+        for field, resource, each in (("num_gpus", "GPU", o.num_gpus), ("model_cpus", "CPU", o.model_cpus)):
+            need = models * o.model_actors * each
+            if need > have.get(resource, 0.0) + 1e-9:
+                raise EngineError(
+                    f"ray.{field}: {models} model(s) x {o.model_actors} actor(s) x {each:g} {resource} "
+                    f"need {need:g} {resource}, and the Ray cluster has {have.get(resource, 0.0):g}"
+                )
 
     def resources(self) -> dict[str, float]:
         """The cluster's total resources (CPU, GPU, memory), as Ray counts them."""
