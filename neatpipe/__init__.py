@@ -47,12 +47,14 @@ def evolve(
     wall_time: float | None = None,
     progress: bool | Progress = True,
     model_set: str | None = None,
+    engine: str | None = None,
 ) -> EvolutionRun:
     """Run an experiment (its YAML file or an :class:`Experiment`), or continue the run in ``resume``.
 
     ``out`` is the run directory (default: the experiment's ``output``); ``generations``, ``tokens`` and
     ``wall_time`` override its budgets (with ``resume``: continue to the new budget); ``model_set``
-    picks one of its ``model_alternatives``. Returns the :class:`~neatpipe.evolution.run.EvolutionRun`
+    picks one of its ``model_alternatives``; ``engine`` (``local`` or ``ray``) overrides its ``engine``
+    (``docs/engines.md``). Returns the :class:`~neatpipe.evolution.run.EvolutionRun`
     (champion, history, validation). Ctrl-C raises ``RunInterrupted`` naming the run directory; a
     resumed run is the same run as one never stopped. See ``docs/evolution.md``.
     """
@@ -67,6 +69,7 @@ def evolve(
         wall_time=wall_time,
         progress=progress,
         model_set=model_set,
+        engine=engine,
     )
 
 

@@ -37,3 +37,7 @@ VISIBLE_POLICIES: tuple[str, ...] = ("first", "all")
 #: problem), ``per-token`` (per 1000 tokens spent per problem); ``none`` charges nothing. The compact
 #: texts of ``Penalty.parse`` (``node:0.02+token:0.001``) drop the ``per-`` prefix.
 PENALTY_KINDS: tuple[str, ...] = ("none", "per-node", "per-model-node", "per-call", "per-token")
+
+#: Where a run's evaluation runs: ``local`` (this process: its sandbox pool, its models) or ``ray`` (model
+#: backends and sandbox pools as Ray actors, on one machine or a cluster). Results are the same.
+ENGINES: tuple[str, ...] = ("local", "ray")

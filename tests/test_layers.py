@@ -35,6 +35,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "models": ("models",),
     "genome": ("genome",),
     "runtime": ("runtime",),
+    "engines (Ray)": ("distributed",),
     "evolution, analysis, experiments": ("evolution", "analysis", "experiment", "synthetic"),
     "command line": (
         "__init__",
@@ -320,10 +321,22 @@ def test_layer_rules() -> None:
 @pytest.mark.parametrize(
     ("code", "heavy"),
     [
-        ("import neatpipe", ("neatpipe.evolution", "neatpipe.genome", "neat", "torch", "yaml", "networkx")),
+        (
+            "import neatpipe",
+            ("neatpipe.evolution", "neatpipe.genome", "neat", "torch", "yaml", "networkx", "ray"),
+        ),
         (
             "from neatpipe.cli import build_parser; build_parser().format_help()",
-            ("neatpipe.evolution.run", "neatpipe.genome.genome", "neat", "torch", "transformers", "networkx"),
+            (
+                "neatpipe.evolution.run",
+                "neatpipe.genome.genome",
+                "neat",
+                "torch",
+                "transformers",
+                "networkx",
+                "ray",
+                "neatpipe.distributed.engine",
+            ),
         ),
     ],
 )

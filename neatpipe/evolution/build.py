@@ -69,11 +69,66 @@ def preflight_models(specs: Mapping[str, Any]) -> None:
         )
 
 
-def build_models(experiment: Any, runner: Any = None) -> dict[str, Any]:
-    """The experiment's backends (behind its completion cache); ``runner`` runs the programs of backends
-    that run code (the run's sandbox). Fails at once when a model is missing or a server does not answer."""
+class LocalEngine:
+    """``engine: local``: the run's sandbox pool and its models live in this process."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        from neatpipe.sandbox import Sandbox
+
+        self.sandbox = Sandbox()
+
+    def backend(self, spec: Any, runner: Any = None) -> Any:
+        from neatpipe.models import load_backend
+
+        return load_backend(spec, None, runner=runner)
+
+    def close(self) -> None:
+        self.sandbox.close()
+
+    def __enter__(self) -> LocalEngine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def ray_options(experiment: Any) -> Any:
+    """The experiment's ``ray`` section as the engine's options."""
+    from dataclasses import asdict
+
+    from neatpipe.distributed.cluster import RayOptions
+
+    return RayOptions(**asdict(experiment.ray))
+
+
+def engine(experiment: Any, name: str | None = None) -> Any:
+    """Where the run's evaluation runs (``name``, else the experiment's ``engine``): a ``LocalEngine``
+    or a ``neatpipe.distributed.RayEngine`` (connected, its sandbox actors started). Either has a
+    ``sandbox`` with ``run_many`` and makes backends with ``backend(spec, runner)``; close it at the end."""
+    chosen = name or experiment.engine
+    if chosen == "local":
+        return LocalEngine()
+    if chosen == "ray":
+        from neatpipe.distributed.cluster import import_ray
+
+        import_ray()  # the one-line install hint, before anything starts
+        from neatpipe.distributed.engine import RayEngine
+
+        return RayEngine(ray_options(experiment))
+    from neatpipe.vocab import ENGINES
+
+    raise SetupError(f"engine must be one of {', '.join(ENGINES)}, got {chosen!r:.40}")
+
+
+def build_models(experiment: Any, runner: Any = None, engine: Any = None) -> dict[str, Any]:
+    """The experiment's backends (behind its completion cache, which stays in this process); ``runner``
+    runs the programs of backends that run code (the run's sandbox); ``engine`` (see :func:`engine`) makes
+    each backend, by default in this process. Fails at once when a model is missing or a server does not
+    answer."""
     from neatpipe.models import load_backend
-    from neatpipe.models.cache import CompletionCache
+    from neatpipe.models.cache import CachedBackend, CompletionCache
 
     specs = experiment.backend_specs()
     for entry in experiment.models:
@@ -91,7 +146,11 @@ def build_models(experiment: Any, runner: Any = None) -> dict[str, Any]:
     models: dict[str, Any] = {}
     try:
         for name, spec in specs.items():
-            models[name] = load_backend(spec, cache, runner=runner)
+            if engine is None:
+                models[name] = load_backend(spec, cache, runner=runner)
+            else:
+                inner = engine.backend(spec, runner)
+                models[name] = CachedBackend(inner, cache) if cache is not None else inner
             models[name].preflight()  # a server is asked here: an absent one stops the run before any work
     except BaseException:
         close_all(models)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from neatpipe.vocab import ENGINES
+
     p = sub.add_parser(
         "evolve",
         help="run an evolution experiment (or resume one)",
@@ -34,6 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--model-set", metavar="NAME", help="use the experiment's model_alternatives.NAME (e.g. ollama)"
+    )
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="where the evaluation runs: this process, or Ray actors (overrides the experiment's engine)",
     )
     p.add_argument("--no-report", action="store_true", help="do not write report.md/report.html at the end")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -77,6 +84,7 @@ def _evolve(args: argparse.Namespace) -> int:
             wall_time=args.wall_time,
             progress=not args.quiet,
             model_set=args.model_set,
+            engine=args.engine,
         )
     except RunInterrupted as exc:
         print(f"neatpipe: interrupted; continue the run with: {resume_command(exc.run_dir)}", file=sys.stderr)

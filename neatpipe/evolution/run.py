@@ -418,6 +418,14 @@ def _budget_options(generations: Any, tokens: Any, wall_time: Any) -> dict[str, 
     return out
 
 
+def _engine_option(engine: Any) -> str:
+    from neatpipe.vocab import ENGINES
+
+    if engine not in ENGINES:
+        raise SetupError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r:.40}")
+    return str(engine)
+
+
 def evolve(
     experiment: Any = None,
     *,
@@ -428,11 +436,13 @@ def evolve(
     wall_time: float | None = None,
     progress: bool | Progress = True,
     model_set: str | None = None,
+    engine: str | None = None,
 ) -> EvolutionRun:
     """Run an experiment (an ``Experiment``, or the path of its YAML file), or continue ``resume``.
 
     ``generations``, ``tokens`` and ``wall_time`` override the experiment's budgets; ``model_set`` picks
-    one of its ``model_alternatives`` (e.g. ``ollama``). An experiment with ``mode: evaluate`` scores its
+    one of its ``model_alternatives`` (e.g. ``ollama``); ``engine`` (``local`` or ``ray``) overrides the
+    experiment's ``engine``, also when resuming (the engine does not change results). An experiment with ``mode: evaluate`` scores its
     fixed designs instead of evolving (``EvolutionRun.designs``).
 
     The run directory is the experiment's ``output`` (or ``out``). It keeps the resolved experiment, its
@@ -446,9 +456,10 @@ def evolve(
 
     from neatpipe.evolution.runlog import EXPERIMENT_FILE, NEAT_CONFIG_FILE, RunLock
     from neatpipe.experiment import Experiment, load_experiment
-    from neatpipe.sandbox import Sandbox
 
     requested = _budget_options(generations, tokens, wall_time)
+    if engine is not None:
+        requested["engine"] = _engine_option(engine)
     if resume is not None:
         given = [
             n for n, v in (("an experiment", experiment), ("--out", out), ("--model-set", model_set)) if v
@@ -479,7 +490,7 @@ def evolve(
             state = read_run_state(run_dir)
             exp = _kept_experiment(run_dir, state)
             options = {**state.get("options", {}), **requested}
-            if not requested and state.get("status") in ("finished", "stopped"):
+            if not set(requested) - {"engine"} and state.get("status") in ("finished", "stopped"):
                 return EvolutionRun.load(run_dir)  # nothing left to do: the run stays as it is
         else:
             state = {"experiment_sha256": None, "model_set": model_set}
@@ -492,9 +503,10 @@ def evolve(
         # everything that can fail is built before a new run directory is made
         problems = build.load_problems(exp)
         initial = build.initial_genomes(exp) if exp.mode == "evolve" else []
-        sandbox = stack.enter_context(Sandbox())
+        engine = stack.enter_context(build.engine(exp, options.get("engine")))
+        sandbox = engine.sandbox
         problems = build.time_limited(problems, sandbox, state)
-        models = build.build_models(exp, runner=sandbox.run_many)
+        models = build.build_models(exp, runner=sandbox.run_many, engine=engine)
         stack.callback(build.close_all, models)
         if resume is None:
             run_dir.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time each name loads 
         PenaltySettings,
         PromptPools,
         RacingSettings,
+        RaySettings,
         SubsetPolicy,
         ValidationSettings,
     )
@@ -67,6 +68,7 @@ __getattr__, __dir__ = lazy_exports(
         "ModelEntry": ("neatpipe.experiment.sections", "ModelEntry"),
         "NeatSettings": ("neatpipe.experiment.sections", "NeatSettings"),
         "OutputSettings": ("neatpipe.experiment.sections", "OutputSettings"),
+        "RaySettings": ("neatpipe.experiment.sections", "RaySettings"),
         "PenaltySettings": ("neatpipe.experiment.sections", "PenaltySettings"),
         "PromptPools": ("neatpipe.experiment.sections", "PromptPools"),
         "RacingSettings": ("neatpipe.experiment.sections", "RacingSettings"),
@@ -97,6 +99,7 @@ __all__ = [
     "ModelEntry",
     "NeatSettings",
     "OutputSettings",
+    "RaySettings",
     "PenaltySettings",
     "PromptPools",
     "RacingSettings",

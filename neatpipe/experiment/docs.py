@@ -20,7 +20,7 @@ from neatpipe.experiment.fields import (
 )
 from neatpipe.experiment.sections import _SETTINGS_FIELDS
 from neatpipe.genome.settings import GenomeSettings
-from neatpipe.vocab import FEEDBACK_SOURCES
+from neatpipe.vocab import ENGINES, FEEDBACK_SOURCES
 
 # ---------------------------------------------------------------------------------------------------------
 # documentation
@@ -120,6 +120,15 @@ def describe_fields() -> list[FieldDoc]:
             )
     for key in ("neat", "fitness", "budget", "backend", "output", "evaluate"):
         rows.extend(section_rows[key])
+    rows.append(
+        FieldDoc(
+            "engine",
+            ", ".join(ENGINES),
+            top["engine"],
+            "where the evaluation runs: local (this process) or ray (actors on a Ray cluster; docs/engines.md)",
+        )
+    )
+    rows.extend(section_rows["ray"])
     return rows
 
 

@@ -52,6 +52,7 @@ from neatpipe.experiment.sections import (
     NeatSettings,
     OutputSettings,
     PromptPools,
+    RaySettings,
     SubsetPolicy,
     ValidationSettings,
     _parse_genome_options,
@@ -61,7 +62,7 @@ from neatpipe.genome.errors import GenomeError
 from neatpipe.genome.settings import GenomeSettings
 from neatpipe.io import FileError, load_yaml, read_text
 from neatpipe.models.spec import HFSpec, ModelSpec
-from neatpipe.vocab import FEEDBACK_SOURCES
+from neatpipe.vocab import ENGINES, FEEDBACK_SOURCES
 
 # ---------------------------------------------------------------------------------------------------------
 # the experiment
@@ -70,7 +71,7 @@ from neatpipe.vocab import FEEDBACK_SOURCES
 _TOP_KEYS = (
     "format", "name", "description", "mode", "seed", "benchmark", "subset", "validation", "feedback",
     "models", "model_alternatives", "prompts", "genome", "neat", "fitness", "budget", "backend", "output",
-    "evaluate",
+    "evaluate", "engine", "ray",
 )  # fmt: skip
 _SECTIONS: dict[str, type] = {
     "benchmark": BenchmarkSettings,
@@ -83,6 +84,7 @@ _SECTIONS: dict[str, type] = {
     "backend": BackendSettings,
     "output": OutputSettings,
     "evaluate": EvaluateSettings,
+    "ray": RaySettings,
 }
 
 
@@ -108,6 +110,8 @@ class Experiment:
     backend: BackendSettings = field(default_factory=BackendSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
+    engine: str = "local"
+    ray: RaySettings = field(default_factory=RaySettings)
     source: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -129,6 +133,8 @@ class Experiment:
             bad("mode", _not_one_of(self.mode, MODES))
         if self.feedback not in FEEDBACK_SOURCES:
             bad("feedback", _not_one_of(self.feedback, FEEDBACK_SOURCES))
+        if self.engine not in ENGINES:
+            bad("engine", _not_one_of(self.engine, ENGINES))
         if not self.models:
             bad("models", "required: a mapping of model names to backend specs")
         names = self.model_names
@@ -198,7 +204,13 @@ class Experiment:
             ctx.add("name", "required (a file's name defaults to its stem)")
         else:
             kwargs["name"] = name
-        for key, tp in (("description", str), ("mode", str), ("seed", int), ("feedback", str)):
+        for key, tp in (
+            ("description", str),
+            ("mode", str),
+            ("seed", int),
+            ("feedback", str),
+            ("engine", str),
+        ):
             if key in data:
                 try:
                     kwargs[key] = _coerce(tp, data[key], key, ctx)
@@ -208,6 +220,8 @@ class Experiment:
             ctx.add("mode", _not_one_of(kwargs.pop("mode"), MODES))
         if "feedback" in kwargs and kwargs["feedback"] not in FEEDBACK_SOURCES:
             ctx.add("feedback", _not_one_of(kwargs.pop("feedback"), FEEDBACK_SOURCES))
+        if "engine" in kwargs and kwargs["engine"] not in ENGINES:
+            ctx.add("engine", _not_one_of(kwargs.pop("engine"), ENGINES))
         if "seed" in kwargs and kwargs["seed"] < 0:
             ctx.add("seed", f"must not be negative, got {kwargs.pop('seed')}")
 
@@ -285,6 +299,8 @@ class Experiment:
                 "genomes": [g.to_data() for g in self.evaluate.genomes],
                 "repeats": self.evaluate.repeats,
             },
+            "engine": self.engine,
+            "ray": _to_plain(self.ray),
         }
         return out
 

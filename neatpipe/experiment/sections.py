@@ -1,5 +1,6 @@
 """The sections of an experiment file, one frozen dataclass each (benchmark, subset, validation, fitness,
-neat, budget, backend, output, prompts, models, genome options, evaluate), each checking its own fields."""
+neat, budget, backend, output, prompts, models, genome options, evaluate, ray), each checking its own
+fields."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ from neatpipe.genome.settings import NEAT_DEFAULTS, GenomeSettings
 from neatpipe.models.cache import CACHE_MODES
 from neatpipe.models.errors import SpecError
 from neatpipe.models.spec import HFSpec, ModelSpec, parse_spec, spec_to_mapping
+from neatpipe.sandbox.pool import MAX_WORKERS
 from neatpipe.vocab import BENCHMARKS, PENALTY_KINDS, VISIBLE_POLICIES
 
 # ---------------------------------------------------------------------------------------------------------
@@ -282,6 +284,52 @@ class BackendSettings:
 
     def __post_init__(self) -> None:
         _raise_if(_check_fields(self))
+
+
+def _at_most_workers(v: Any) -> str | None:
+    return None if 1 <= v <= MAX_WORKERS else f"must lie between 1 and {MAX_WORKERS}, got {shown(v)}"
+
+
+def _ray_address(value: Any) -> str | None:
+    if not value.strip() or any(c.isspace() for c in value):
+        return f"expected auto, host:port or ray://host:port without spaces, got {shown(value)}"
+    return None
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """Where and how ``engine: ray`` runs the evaluation (``engine: local`` ignores this section)."""
+
+    address: str | None = _f(
+        None,
+        "null: start Ray on this machine; auto: the cluster this machine is a node of; or the head node, "
+        "host:6379 or ray://host:10001",
+        check=_ray_address,
+    )
+    num_cpus: int | None = _f(
+        None, "CPUs of the Ray instance started here (address null); null: all", check=_at_least(1)
+    )
+    model_actors: int = _f(1, "actors per model; a batch is split across them in order", check=_at_least(1))
+    num_gpus: float = _f(
+        0.0,
+        "GPUs each model actor reserves (1 for an hf model on CUDA; a fraction shares one)",
+        check=_at_least(0.0),
+    )
+    model_cpus: float = _f(1.0, "CPUs each model actor reserves", check=_at_least(0.0))
+    sandbox_workers: int | None = _f(
+        None, "sandbox worker processes on each node; null: one per CPU of the node", check=_at_most_workers
+    )
+    max_restarts: int = _f(
+        3, "times Ray restarts a dead actor (its batch is sent again each time)", check=_at_least(0)
+    )
+
+    def __post_init__(self) -> None:
+        _raise_if(_check_fields(self))
+
+    def _rules(self) -> list[FieldProblem]:
+        if self.address is not None and self.num_cpus is not None:
+            return [FieldProblem("num_cpus", "only for a Ray instance started here (address: null)")]
+        return []
 
 
 @dataclass(frozen=True)
