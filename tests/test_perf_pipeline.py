@@ -51,4 +51,4 @@ def test_the_evaluation_benchmark_prints_both_ways_and_checks_they_agree(capsys)
     assert genome[3].split("/")[0] == generation[3].split("/")[0]  # the same requests were made
     assert int(generation[5]) < int(genome[5])  # fewer sandbox batches
     assert genome[-1] == "1.00x" and generation[-1].endswith("x")
-    assert "synthetic: fitness identical both ways" in out
+    assert "synthetic: fitness identical in every way" in out

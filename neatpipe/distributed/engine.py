@@ -41,6 +41,7 @@ class RayEngine:
     def backend(self, spec: str | ModelSpec, runner: Any = None) -> RayBackend:
         """The model of ``spec`` on its actors. ``runner`` is not sent along: a backend that runs programs
         itself (the synthetic coder) runs them in a sandbox of its own inside its actor."""
+        self.backends = [b for b in self.backends if b.group.live]  # a closed backend frees its actors
         self._check_room(len(self.backends) + 1)
         backend = RayBackend(spec, self.options)
         self.backends.append(backend)

@@ -12,7 +12,9 @@ do the same work; only the grouping differs. Two models are measured:
   (sandbox batches).
 
 The table gives backend calls, the mean and largest batch sent, tokens per second, sandbox batches, wall
-time and the ratio. A genome's fitness must be the same both ways; the benchmark checks it and says so.
+time and the ratio. With ``--ray`` the generation is also scored as one stream on a local Ray instance
+(model and sandbox as actors). A genome's fitness must be the same every way; the benchmark checks it and
+says so (exit status 1 when it is not).
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="cpu", help="for the tiny model: cpu, cuda, mps or auto")
     parser.add_argument("--seed", type=int, default=0, help="seed of the population and the runs")
+    parser.add_argument(
+        "--ray",
+        action="store_true",
+        help="also score the generation as one stream on a local Ray instance (pip install 'neatpipe[ray]')",
+    )
 
 
 def mixed_population(
@@ -150,17 +157,14 @@ def score_generation(
             backend.close()
 
 
-def _model_factory(name: str, args: argparse.Namespace, workdir: Path) -> Callable[[], dict[str, Any]]:
-    from neatpipe.models import load_backend
-
+def _model_spec(name: str, args: argparse.Namespace, workdir: Path) -> Any:
     if name == "tiny":
         from neatpipe.models.tiny import make_tiny_model
 
         path = make_tiny_model(workdir / "tiny", arch="qwen2", seed=0).path
-        spec = {"spec": f"hf:{path}", "device": args.device, "dtype": "float32"}
-        return lambda: {"m": load_backend(spec)}
+        return {"spec": f"hf:{path}", "device": args.device, "dtype": "float32"}
     if name == "synthetic":
-        return lambda: {"m": load_backend("synthetic:small-1.5b")}
+        return "synthetic:small-1.5b"
     from neatpipe.cli import CLIError
 
     raise CLIError(f"--models: expected tiny or synthetic, got {name!r}")
@@ -186,7 +190,7 @@ HEADER = (
 
 def main(args: argparse.Namespace) -> int:
     from neatpipe.bench import load_humaneval
-    from neatpipe.models import ChatRequest
+    from neatpipe.models import ChatRequest, load_backend
     from neatpipe.sandbox import Sandbox
 
     names = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -199,28 +203,54 @@ def main(args: argparse.Namespace) -> int:
     )
     rows: list[str] = []
     notes: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp, Sandbox() as sandbox:
-        for name in names:
-            make = _model_factory(name, args, Path(tmp))
-            warm = make()  # load the model and start the sandbox workers outside the timings
-            warm["m"].generate([ChatRequest.user("def add(a, b):", max_tokens=args.tokens)])
+    ways: dict[str, list[Way]] = {}
+
+    def measure(
+        name: str,
+        make: Callable[[], dict[str, Any]],
+        sandbox: Any,
+        batchings: Sequence[str],
+        keep: bool = False,
+    ) -> None:
+        """Score the generation each way of ``batchings``, each with fresh backends from ``make`` (the
+        synthetic coder remembers its own checks, so a reused one would favour the second way); with
+        ``keep``, one way only, on the backends just warmed (model actors load their model on first use)."""
+        warm = make()  # load the model outside the timings
+        warm["m"].generate([ChatRequest.user("def add(a, b):", max_tokens=args.tokens)])
+        if keep:
+            make = lambda: warm  # noqa: E731
+        else:
             for backend in warm.values():
                 backend.close()
-            ways = [
-                score_generation(population, problems, make, sandbox, b, repeats=args.repeats, seed=args.seed)
-                for b in ("genome", "generation")
-            ]
-            rows += table(name, ways)
-            same = ways[0].fitness == ways[1].fitness
-            notes.append(
-                f"{name}: fitness {'identical' if same else 'DIFFERENT'} both ways; the longest pipeline "
-                f"has {ways[1].longest_pipeline} model steps"
+        for batching in batchings:
+            way = score_generation(
+                population, problems, make, sandbox, batching, repeats=args.repeats, seed=args.seed
             )
-            if not same:
-                print("\n".join([HEADER, *rows, *notes]))
-                return 1
+            ways.setdefault(name, []).append(way)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        specs = {name: _model_spec(name, args, Path(tmp)) for name in names}
+        with Sandbox() as sandbox:
+            for name, spec in specs.items():
+                measure(name, lambda spec=spec: {"m": load_backend(spec)}, sandbox, ("genome", "generation"))
+        if args.ray:
+            from neatpipe.distributed import RayEngine, RayOptions
+            from neatpipe.models.spec import parse_spec
+
+            with RayEngine(RayOptions()) as engine:
+                for name, spec in specs.items():
+                    measure(name, lambda spec=spec: {"m": engine.backend(parse_spec(spec))}, engine.sandbox,
+                            ("generation",), keep=True)  # fmt: skip
+                    ways[name][-1].name = "generation, Ray"
+    for name, measured in ways.items():
+        rows += table(name, measured)
+        same = all(w.fitness == measured[0].fitness for w in measured)
+        notes.append(
+            f"{name}: fitness {'identical' if same else 'DIFFERENT'} in every way; the longest pipeline "
+            f"has {measured[-1].longest_pipeline} model steps"
+        )
     print(HEADER)
     print("\n".join(rows))
     print()
     print("\n".join(notes))
-    return 0
+    return 0 if all("DIFFERENT" not in n for n in notes) else 1
