@@ -17,10 +17,11 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the Ray engine's tests need ray (in the dev extras)")
 
+from test_evolve_resume import log_lines, outcome  # noqa: E402 - the resume tests' comparison
+
 from neatpipe.bench import load_humaneval  # noqa: E402
 from neatpipe.distributed import EngineError, RayBackend, RayOptions, RaySandbox  # noqa: E402
 from neatpipe.evolution.run import evolve  # noqa: E402
-from neatpipe.evolution.runlog import read_history  # noqa: E402
 from neatpipe.models import load_backend  # noqa: E402
 from neatpipe.models.base import Backend  # noqa: E402
 from neatpipe.models.cache import CachedBackend, CompletionCache  # noqa: E402
@@ -50,9 +51,6 @@ backend: {cache: off}
 ray: {sandbox_workers: 2, max_restarts: 2}
 """
 
-COMPARED = ("generation", "best_genome", "best_fitness", "mean_fitness", "sd_fitness", "best_pass_rate",
-            "species", "species_sizes", "mean_nodes", "best_nodes", "problems")  # fmt: skip
-
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
@@ -62,22 +60,6 @@ def local_ray():
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield
     ray.shutdown()
-
-
-def log_lines(run_dir: Path) -> list[dict]:
-    return [{k: getattr(r, k) for k in COMPARED} for r in read_history(run_dir)]
-
-
-def outcome(run_dir: Path) -> dict:
-    summary = json.loads((run_dir / "summary.json").read_text())
-    validation = json.loads((run_dir / "validation.json").read_text())
-    return {
-        "champion": summary["champion"],
-        "validation": [
-            {k: v[k] for k in ("label", "hash", "mean", "sd", "search_fitness")} for v in validation
-        ],
-        "champion_file": (run_dir / "champion.yaml").read_text(),
-    }
 
 
 @pytest.fixture(scope="module")
