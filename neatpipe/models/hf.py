@@ -66,6 +66,18 @@ def resolve_dtype(name: str, device: str) -> str:
     return "float16" if device == "mps" else "float32"
 
 
+def attention_implementation(dtype: str) -> str | None:
+    """``eager`` for 16-bit types, else None (transformers' default, SDPA).
+
+    Why: measured on CPU with bfloat16, the SDPA kernel's result for a row depends on how long the padded
+    key sequence is (the reduction is split by total length), so the same prompt alone and in a batch of
+    longer prompts gave different greedy tokens in about one request in ten. Eager attention (matmul,
+    float32 softmax, matmul) gave identical tokens in every case, and was no slower there. In float32
+    the SDPA kernel is already batch-independent, so it stays.
+    """
+    return "eager" if dtype in ("bfloat16", "float16") else None
+
+
 def is_offline(environ: Mapping[str, str] | None = None) -> bool:
     """Hugging Face offline mode: ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` set to a true value."""
     env = os.environ if environ is None else environ
@@ -435,10 +447,14 @@ class HFBackend(Backend):
             if offline and cached_snapshot(self.source, self.spec.revision, cache) is None:
                 raise ModelNotAvailableError(self._missing_message(""))
         dtype_kw = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+        model_kwargs: dict[str, Any] = {dtype_kw: getattr(torch, dtype)}
+        attention = attention_implementation(dtype)
+        if attention is not None:
+            model_kwargs["attn_implementation"] = attention
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.source, **kwargs)
             model = AutoModelForCausalLM.from_pretrained(
-                self.source, **{dtype_kw: getattr(torch, dtype)}, **kwargs
+                self.source, **model_kwargs, **kwargs
             )
         except OSError as exc:
             if self.folder is not None:

@@ -1,0 +1,57 @@
+"""The decoding loop's promises, measured on CPU: batch independence in float32 and bfloat16, the
+model's generation config, per-request context limits, and the batch limit after out-of-memory."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from neatpipe.models import ChatRequest, load_backend, make_tiny_model
+from neatpipe.models.decoding import TokenRequest
+from neatpipe.models.hf import HFBackend
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("decoding")
+    return {arch: make_tiny_model(root / arch, arch=arch, seed=0).path for arch in ("llama", "qwen2")}
+
+
+def mixed_requests(seed: int, n: int = 16) -> list[TokenRequest]:
+    """Prompts of 1 to 120 tokens, greedy and sampled, with and without end-of-sequence."""
+    rng = random.Random(seed)
+    return [
+        TokenRequest(
+            tuple(rng.randrange(8, 1000) for _ in range(rng.randrange(1, 120))),
+            rng.randrange(4, 16),
+            temperature=rng.choice([0.0, 0.0, 0.7, 1.0]),
+            top_p=rng.choice([1.0, 0.9]),
+            seed=rng.randrange(1000),
+            ignore_eos=rng.random() < 0.5,
+        )
+        for _ in range(n)
+    ]
+
+
+def mismatches(backend: HFBackend, requests: list[TokenRequest]) -> int:
+    """Requests whose tokens alone differ from their tokens inside the whole mixed batch."""
+    alone = [backend.generate_tokens([r])[0].token_ids for r in requests]
+    together = [r.token_ids for r in backend.generate_tokens(requests)]
+    return sum(a != b for a, b in zip(alone, together, strict=True))
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_batch_independence_in_float32_and_bfloat16(models, arch, capsys):
+    requests = mixed_requests(seed=len(arch))
+    for dtype in ("float32", "bfloat16"):
+        backend = load_backend({"spec": f"hf:{models[arch]}", "device": "cpu", "dtype": dtype})
+        assert mismatches(backend, requests) == 0, dtype  # what docs/backends.md promises
+    # for the record: transformers' default SDPA attention in bfloat16 (what the backend avoids)
+    from transformers import AutoModelForCausalLM
+
+    sdpa = AutoModelForCausalLM.from_pretrained(models[arch], dtype=torch.bfloat16, attn_implementation="sdpa")
+    rate = mismatches(HFBackend.from_model(sdpa.eval(), name="sdpa"), requests)
+    with capsys.disabled():
+        print(f"\n{arch} bfloat16 with SDPA attention: {rate}/{len(requests)} requests depend on the batch")
