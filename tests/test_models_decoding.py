@@ -51,7 +51,32 @@ def test_batch_independence_in_float32_and_bfloat16(models, arch, capsys):
     # for the record: transformers' default SDPA attention in bfloat16 (what the backend avoids)
     from transformers import AutoModelForCausalLM
 
-    sdpa = AutoModelForCausalLM.from_pretrained(models[arch], dtype=torch.bfloat16, attn_implementation="sdpa")
+    sdpa = AutoModelForCausalLM.from_pretrained(
+        models[arch], dtype=torch.bfloat16, attn_implementation="sdpa"
+    )
     rate = mismatches(HFBackend.from_model(sdpa.eval(), name="sdpa"), requests)
     with capsys.disabled():
         print(f"\n{arch} bfloat16 with SDPA attention: {rate}/{len(requests)} requests depend on the batch")
+
+
+def test_sampling_from_candidates_equals_noise_over_the_whole_vocabulary():
+    from neatpipe.models.decoding import _select_dense, gumbel_noise, hash32, row_key, select_tokens
+
+    gen = torch.Generator().manual_seed(0)
+    rows, vocab = 64, 5000
+    logits = torch.randn(rows, vocab, generator=gen) * 2
+    logits.scatter_add_(1, torch.randint(0, vocab, (rows, 8), generator=gen), torch.full((rows, 8), 12.0))
+    token_hash = hash32(torch.arange(vocab, dtype=torch.int64))
+    keys = torch.tensor([row_key(s, 3) for s in range(rows)], dtype=torch.int64)
+    temperature = torch.linspace(0.3, 1.5, rows)
+    for p in (1.0, 0.8):
+        top_p = torch.full((rows,), p)
+        fast = select_tokens(logits, temperature, top_p, keys, token_hash)
+        full = _select_dense(
+            logits / temperature[:, None], logits.argmax(-1), temperature, top_p, keys, token_hash, None
+        )
+        assert torch.equal(fast, full)
+    # the noise is finite even for the hash value whose uniform rounds to 1 in float32
+    top = torch.tensor([15340575], dtype=torch.int64)  # found by search: its hash's top 24 bits are all 1
+    assert int(hash32(top)) >> 8 == 0xFFFFFF
+    assert torch.isfinite(gumbel_noise(torch.zeros(1, dtype=torch.int64), top)).all()

@@ -453,9 +453,7 @@ class HFBackend(Backend):
             model_kwargs["attn_implementation"] = attention
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.source, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(
-                self.source, **model_kwargs, **kwargs
-            )
+            model = AutoModelForCausalLM.from_pretrained(self.source, **model_kwargs, **kwargs)
         except OSError as exc:
             if self.folder is not None:
                 raise ModelNotAvailableError(
