@@ -26,7 +26,7 @@ import inspect
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -51,12 +51,18 @@ class TokenRequest:
     seed: int = 0
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False
+    top_k: int = 0  # 0: no top-k filter
+    repetition_penalty: float = 1.0  # as transformers': seen tokens' logits divided (or, if < 0, multiplied)
 
     def __post_init__(self) -> None:
         if not self.prompt_ids:
             raise ValueError("prompt_ids is empty")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.top_k < 0 or not self.repetition_penalty > 0:
+            raise ValueError(
+                f"top_k must be >= 0 and repetition_penalty > 0, got {self.top_k}, {self.repetition_penalty}"
+            )
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,9 @@ class GeneratorState:
 
     batch_limit: int
     oom_halvings: int = 0
+    ceiling: int = 0  # the limit before any halving (0: not known yet)
+    clean_batches: int = 0  # batches run without out-of-memory since the limit last changed
+    regrowths: int = 0
     shapes_seen: set[tuple[int, int]] = field(default_factory=set)
     batches: list[BatchRecord] = field(default_factory=list)
 
@@ -279,6 +288,7 @@ class BatchedGenerator:
         pad_to_multiple: int = 8,
         max_auto_batch: int = 256,
         fail_hook: FailHook | None = None,
+        regrow_after: int = 4,
     ) -> None:
         self.model = model
         self.eos_ids = frozenset(int(e) for e in eos_ids)
@@ -290,6 +300,7 @@ class BatchedGenerator:
         self.pad_to_multiple = max(1, pad_to_multiple)
         self.max_auto_batch = max_auto_batch
         self.fail_hook = fail_hook
+        self.regrow_after = max(1, regrow_after)
         self.requested_batch_size = batch_size
         self.state = GeneratorState(batch_limit=batch_size if isinstance(batch_size, int) else 0)
         self._cache_kw = _cache_kwarg(model)
@@ -338,7 +349,24 @@ class BatchedGenerator:
         if self.state.batch_limit <= 0:
             longest = max(len(r.prompt_ids) + r.max_new_tokens for r in requests)
             self.state.batch_limit = self.auto_batch_limit(longest)
+        if self.state.ceiling <= 0:
+            self.state.ceiling = self.state.batch_limit
         return max(1, self.state.batch_limit)
+
+    def _after_clean_batch(self, rows: int) -> None:
+        """Double a halved limit back (up to the first one) after ``regrow_after`` full batches ran.
+
+        Why: an out-of-memory error can be passing (a long batch, another model loaded for a while);
+        keeping the halved limit forever would cost throughput for the rest of the run.
+        """
+        state = self.state
+        if state.batch_limit >= state.ceiling or rows < state.batch_limit:
+            return
+        state.clean_batches += 1
+        if state.clean_batches >= self.regrow_after:
+            state.batch_limit = min(state.ceiling, state.batch_limit * 2)
+            state.clean_batches = 0
+            state.regrowths += 1
 
     # -- the public entry -----------------------------------------------------------------------------------
 
@@ -350,8 +378,19 @@ class BatchedGenerator:
         for i, r in enumerate(requests):
             if any(s for s in r.stop) and self.decode is None:
                 raise ValueError(f"request {i}: stop strings need a tokenizer to decode with")
-        order = sorted(range(len(requests)), key=lambda i: (len(requests[i].prompt_ids), i))
         results: list[TokenResult | None] = [None] * len(requests)
+        requests = list(requests)
+        if self.max_positions is not None:  # a prompt that leaves no room ends at once, alone
+            for i, r in enumerate(requests):
+                room = int(self.max_positions) - len(r.prompt_ids)
+                if room < 1:
+                    results[i] = TokenResult((), "" if self.decode is not None else None, "length", 0.0)
+                elif r.max_new_tokens > room:
+                    requests[i] = replace(r, max_new_tokens=room)
+        order = sorted(
+            (i for i in range(len(requests)) if results[i] is None),
+            key=lambda i: (len(requests[i].prompt_ids), i),
+        )
         started = time.perf_counter()
         pos = 0
         while pos < len(order):
@@ -370,7 +409,9 @@ class BatchedGenerator:
                     ) from exc
                 self.state.batch_limit = max(1, len(chunk) // 2)
                 self.state.oom_halvings += 1
+                self.state.clean_batches = 0
                 continue
+            self._after_clean_batch(len(chunk))
             for i, res in zip(chunk, out, strict=True):
                 results[i] = res
             pos += len(chunk)
@@ -440,9 +481,20 @@ class BatchedGenerator:
         top_ps = [r.top_p for r in batch] + [1.0] * fillers
         seeds = [r.seed for r in batch] + [0] * fillers
         sampling = any(t > 0 for t in temps)
+        nucleus = any(p < 1.0 for t, p in zip(temps, top_ps, strict=True) if t > 0)
         temp_t = torch.tensor(temps, dtype=torch.float32, device=device)
         top_p_t = torch.tensor(top_ps, dtype=torch.float32, device=device)
         token_hash = self._hashes(device) if sampling else None
+        top_ks = [r.top_k for r in batch] + [0] * fillers
+        top_k_t = torch.tensor(top_ks, device=device) if any(k > 0 for k in top_ks) else None
+        penalties = [r.repetition_penalty for r in batch] + [1.0] * fillers
+        penalty_t = seen = None
+        if any(p != 1.0 for p in penalties):
+            penalty_t = torch.tensor(penalties, dtype=torch.float32, device=device)[:, None]
+            seen = torch.zeros((rows, self.vocab_size), dtype=torch.bool)
+            for r, p in enumerate(prompts):
+                seen[r, torch.tensor(sorted(set(p)), dtype=torch.long)] = True
+            seen = seen.to(device)
 
         generated: list[list[int]] = [[] for _ in range(rows)]
         done = [False] * n + [True] * fillers
@@ -459,8 +511,14 @@ class BatchedGenerator:
             if sampling:
                 step_keys = [row_key(seeds[r], len(generated[r])) for r in active_rows]
                 keys = torch.tensor(step_keys, dtype=torch.int64, device=device)
-            nxt = select_tokens(logits, temp_t, top_p_t, keys, token_hash)
-            chosen = nxt.tolist()
+            if seen is not None and penalty_t is not None:  # as transformers' repetition penalty
+                logits = logits.float()
+                penalized = torch.where(logits < 0, logits * penalty_t, logits / penalty_t)
+                logits = torch.where(seen, penalized, logits)
+            nxt = select_tokens(logits, temp_t, top_p_t, keys, token_hash, top_k_t, nucleus)
+            if seen is not None:
+                seen.scatter_(1, nxt[:, None], True)
+            chosen = nxt.tolist()  # the one host sync of a greedy step
             now = time.perf_counter() - started
             for j, r in enumerate(active_rows):
                 if done[r]:
@@ -485,6 +543,10 @@ class BatchedGenerator:
                 cache.batch_select_indices(index)
                 attention, last_pos, nxt = attention[index], last_pos[index], nxt[index]
                 temp_t, top_p_t = temp_t[index], top_p_t[index]
+                if top_k_t is not None:
+                    top_k_t = top_k_t[index]
+                if seen is not None and penalty_t is not None:
+                    seen, penalty_t = seen[index], penalty_t[index]
                 active_rows = [active_rows[k] for k in keep]
                 compactions += 1
             finished_mask = torch.tensor([done[r] for r in active_rows], device=device)

@@ -286,6 +286,26 @@ def pad_token_id(model: Any, tokenizer: Any | None, eos: Sequence[int]) -> int:
     return eos[0] if eos else 0
 
 
+def generation_defaults(model: Any) -> dict[str, Any]:
+    """``top_k``, ``top_p`` and ``repetition_penalty`` that the model's generation config sets.
+
+    Why: a server running the same model (vLLM, for one) applies them by default, so ``hf:`` does too,
+    and the two decode alike. A request's own top-p below 1 wins over the config's.
+    """
+    config = getattr(model, "generation_config", None)
+    out: dict[str, Any] = {}
+    top_k = getattr(config, "top_k", None)
+    if isinstance(top_k, int) and top_k > 0:
+        out["top_k"] = top_k
+    top_p = getattr(config, "top_p", None)
+    if isinstance(top_p, int | float) and 0 < top_p < 1:
+        out["top_p"] = float(top_p)
+    penalty = getattr(config, "repetition_penalty", None)
+    if isinstance(penalty, int | float) and penalty > 0 and penalty != 1:
+        out["repetition_penalty"] = float(penalty)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the backend
 
@@ -535,20 +555,24 @@ class HFBackend(Backend):
         if loaded.tokenizer is None:
             raise RequestError(f"{self.label}: chat requests need a tokenizer; this backend has none")
         gen = self._generator_of(loaded)
+        defaults = generation_defaults(loaded.model)
         token_requests = []
-        for i, r in enumerate(requests):
+        for r in requests:
             ids = encode_chat(loaded.tokenizer, r.messages_as_dicts())
-            budget = r.max_tokens
-            if gen.max_positions is not None:
-                room = int(gen.max_positions) - len(ids)
-                if room < 1:
-                    raise RequestError(
-                        f"request {i}: the prompt has {len(ids)} tokens but {self.label} has a context of "
-                        f"{gen.max_positions} tokens"
-                    )
-                budget = min(budget, room)
-            token_requests.append(TokenRequest(tuple(ids), budget, r.temperature, r.top_p, r.seed, r.stop))
-        results = gen.run(token_requests)
+            top_p = r.top_p if r.top_p < 1.0 else defaults.get("top_p", 1.0)
+            token_requests.append(
+                TokenRequest(
+                    tuple(ids),
+                    r.max_tokens,
+                    r.temperature,
+                    top_p,
+                    r.seed,
+                    r.stop,
+                    top_k=defaults.get("top_k", 0),
+                    repetition_penalty=defaults.get("repetition_penalty", 1.0),
+                )
+            )
+        results = gen.run(token_requests)  # a prompt longer than the context ends with "length", alone
         return [
             Completion(res.text or "", len(tr.prompt_ids), len(res.token_ids), res.finish_reason, res.seconds)
             for tr, res in zip(token_requests, results, strict=True)
