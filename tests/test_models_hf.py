@@ -19,7 +19,6 @@ from neatpipe.models import (
     CompletionCache,
     ModelNotAvailableError,
     OutOfMemoryError,
-    RequestError,
     load_backend,
     make_tiny_model,
     parse_spec,
@@ -248,11 +247,16 @@ def test_cache_hits_need_no_model_load(tiny, tmp_path):
     assert hit.cached and hit.text == paid.text and not second.inner.is_loaded
 
 
-def test_prompt_longer_than_context_is_a_request_error(tmp_path):
+def test_prompt_longer_than_context_ends_alone_with_length(tmp_path):
     small = make_tiny_model(tmp_path / "short", max_positions=32).path
     backend = load_backend(cpu(small))
-    with pytest.raises(RequestError, match="request 0: the prompt has .* context of 32"):
-        backend.generate([ChatRequest.user("word " * 40)])
+    fits = ChatRequest.user("hi", max_tokens=3)
+    alone = backend.complete(fits)
+    long, kept = backend.generate([ChatRequest.user("word " * 40), fits])
+    assert (long.text, long.completion_tokens, long.finish_reason) == ("", 0, "length")
+    assert long.prompt_tokens > 32 and kept == alone.__class__(
+        **{**alone.__dict__, "latency_s": kept.latency_s}
+    )
     out = backend.complete(ChatRequest.user("hi", max_tokens=500))
     assert out.prompt_tokens + out.completion_tokens <= 32  # the budget is clamped to the context
 

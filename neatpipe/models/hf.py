@@ -67,6 +67,18 @@ def resolve_dtype(name: str, device: str) -> str:
     return "float16" if device == "mps" else "float32"
 
 
+def attention_implementation(dtype: str) -> str | None:
+    """``eager`` for 16-bit types, else None (transformers' default, SDPA).
+
+    Why: measured on CPU with bfloat16, the SDPA kernel's result for a row depends on how long the padded
+    key sequence is (the reduction is split by total length), so the same prompt alone and in a batch of
+    longer prompts gave different greedy tokens in about one request in ten. Eager attention (matmul,
+    float32 softmax, matmul) gave identical tokens in every case, and was no slower there. In float32
+    the SDPA kernel is already batch-independent, so it stays.
+    """
+    return "eager" if dtype in ("bfloat16", "float16") else None
+
+
 def is_offline(environ: Mapping[str, str] | None = None) -> bool:
     """Hugging Face offline mode: ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` set to a true value."""
     env = os.environ if environ is None else environ
@@ -275,6 +287,26 @@ def pad_token_id(model: Any, tokenizer: Any | None, eos: Sequence[int]) -> int:
     return eos[0] if eos else 0
 
 
+def generation_defaults(model: Any) -> dict[str, Any]:
+    """``top_k``, ``top_p`` and ``repetition_penalty`` that the model's generation config sets.
+
+    Why: a server running the same model (vLLM, for one) applies them by default, so ``hf:`` does too,
+    and the two decode alike. A request's own top-p below 1 wins over the config's.
+    """
+    config = getattr(model, "generation_config", None)
+    out: dict[str, Any] = {}
+    top_k = getattr(config, "top_k", None)
+    if isinstance(top_k, int) and top_k > 0:
+        out["top_k"] = top_k
+    top_p = getattr(config, "top_p", None)
+    if isinstance(top_p, int | float) and 0 < top_p < 1:
+        out["top_p"] = float(top_p)
+    penalty = getattr(config, "repetition_penalty", None)
+    if isinstance(penalty, int | float) and penalty > 0 and penalty != 1:
+        out["repetition_penalty"] = float(penalty)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the backend
 
@@ -438,11 +470,13 @@ class HFBackend(Backend):
                 raise ModelNotAvailableError(self._missing_message(""))
         dtype_kw = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
         placement = self._placement()
+        model_kwargs: dict[str, Any] = {dtype_kw: getattr(torch, dtype)}
+        attention = attention_implementation(dtype)
+        if attention is not None:
+            model_kwargs["attn_implementation"] = attention
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.source, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(
-                self.source, **{dtype_kw: getattr(torch, dtype)}, **kwargs, **placement
-            )
+            model = AutoModelForCausalLM.from_pretrained(self.source, **model_kwargs, **kwargs, **placement)
         except OSError as exc:
             if self.folder is not None:
                 raise ModelNotAvailableError(
@@ -568,20 +602,24 @@ class HFBackend(Backend):
         if loaded.tokenizer is None:
             raise RequestError(f"{self.label}: chat requests need a tokenizer; this backend has none")
         gen = self._generator_of(loaded)
+        defaults = generation_defaults(loaded.model)
         token_requests = []
-        for i, r in enumerate(requests):
+        for r in requests:
             ids = encode_chat(loaded.tokenizer, r.messages_as_dicts())
-            budget = r.max_tokens
-            if gen.max_positions is not None:
-                room = int(gen.max_positions) - len(ids)
-                if room < 1:
-                    raise RequestError(
-                        f"request {i}: the prompt has {len(ids)} tokens but {self.label} has a context of "
-                        f"{gen.max_positions} tokens"
-                    )
-                budget = min(budget, room)
-            token_requests.append(TokenRequest(tuple(ids), budget, r.temperature, r.top_p, r.seed, r.stop))
-        results = gen.run(token_requests)
+            top_p = r.top_p if r.top_p < 1.0 else defaults.get("top_p", 1.0)
+            token_requests.append(
+                TokenRequest(
+                    tuple(ids),
+                    r.max_tokens,
+                    r.temperature,
+                    top_p,
+                    r.seed,
+                    r.stop,
+                    top_k=defaults.get("top_k", 0),
+                    repetition_penalty=defaults.get("repetition_penalty", 1.0),
+                )
+            )
+        results = gen.run(token_requests)  # a prompt longer than the context ends with "length", alone
         return [
             Completion(res.text or "", len(tr.prompt_ids), len(res.token_ids), res.finish_reason, res.seconds)
             for tr, res in zip(token_requests, results, strict=True)

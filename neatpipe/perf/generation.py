@@ -152,10 +152,12 @@ def _build(args: argparse.Namespace, workdir: Path) -> tuple[Any, list[list[int]
     import torch
     from transformers import AutoModelForCausalLM
 
-    from neatpipe.models.hf import encode_chat, resolve_device, resolve_dtype
+    from neatpipe.models.hf import attention_implementation, encode_chat, resolve_device, resolve_dtype
 
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
+    attention = attention_implementation(dtype)  # what the backend loads a model with
+    extra = {"attn_implementation": attention} if attention else {}
     texts = humaneval_prompts(args.prompts)
     if args.model == "tiny":
         from transformers import AutoTokenizer
@@ -164,7 +166,7 @@ def _build(args: argparse.Namespace, workdir: Path) -> tuple[Any, list[list[int]
 
         info = make_tiny_model(workdir / "tiny", max_positions=4096)
         tokenizer = AutoTokenizer.from_pretrained(info.path)
-        model = AutoModelForCausalLM.from_pretrained(info.path, dtype=getattr(torch, dtype))
+        model = AutoModelForCausalLM.from_pretrained(info.path, dtype=getattr(torch, dtype), **extra)
         prompts = [
             encode_chat(tokenizer, [{"role": "user", "content": f"Complete this function:\n{p}"}])
             for p in texts
@@ -173,7 +175,7 @@ def _build(args: argparse.Namespace, workdir: Path) -> tuple[Any, list[list[int]
     else:
         config = qwen_coder_1_5b_config()
         with torch.device(device):
-            model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
+            model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype), **extra)
         prompts = [hashed_token_ids(chat_text(p)) for p in texts]
         name = "Qwen2.5-Coder-1.5B shape, random weights"
     model.to(device)
