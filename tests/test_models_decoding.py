@@ -140,3 +140,27 @@ def test_out_of_memory_limit_grows_back(models):
     state = backend.state
     assert state.batch_limit == 8 and state.regrowths == 2 and state.ceiling == 8
     assert state.batches[-1].rows == 8 and state.oom_halvings == 1
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_a_prompt_shared_by_several_rows_is_prefilled_once(models, dtype):
+    """A generation stream sends the same prompt many times (one prompt variant, one problem, many genomes,
+    other seeds and temperatures): each row still gets exactly its answer alone."""
+    widths: list[int] = []
+
+    def count(rows: int, kv_length: int) -> None:
+        widths.append(rows)
+
+    shared = mixed_requests(seed=3, n=4)
+    requests = [
+        TokenRequest(p.prompt_ids, 12, temperature=t, seed=s, ignore_eos=True)
+        for p in shared
+        for t, s in ((0.0, 0), (0.8, 1), (0.8, 2))
+    ] + mixed_requests(seed=4, n=3)
+    spec = {"spec": f"hf:{models['qwen2']}", "device": "cpu", "dtype": dtype}
+    backend = HFBackend.from_model(load_backend(spec)._loaded().model, name="q", fail_hook=count)
+    together = [r.token_ids for r in backend.generate_tokens(requests)]
+    assert widths[0] == len({r.prompt_ids for r in requests}) == 7  # the prefill: one row per prompt
+    alone = [backend.generate_tokens([r])[0].token_ids for r in requests]
+    assert together == alone
+    assert len({together[1], together[2]}) == 2  # the same prompt, other seeds: other samples

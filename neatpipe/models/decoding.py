@@ -504,7 +504,7 @@ class BatchedGenerator:
         stop_window = [max((len(s) for s in r.stop), default=0) + 4 for r in batch]
 
         cache = self._new_cache()
-        logits = self._forward(ids, attention, positions, cache, last_only=True)
+        logits = self._prefill(prompts, ids, attention, positions, cache)
         steps = row_steps = compactions = 0
         while True:
             keys = None
@@ -573,6 +573,28 @@ class BatchedGenerator:
             )
         )
         return [self._result(batch[r], generated[r], finish[r], seconds[r]) for r in range(n)]
+
+    def _prefill(
+        self,
+        prompts: Sequence[tuple[int, ...]],
+        ids: torch.Tensor,
+        attention: torch.Tensor,
+        positions: torch.Tensor,
+        cache: Any,
+    ) -> torch.Tensor:
+        """The prefill's last-position logits for every row. A prompt that several rows share (the same
+        prompt sampled with other seeds or temperatures) is run once and its KV cache copied to those
+        rows: a row's values are computed exactly as they would be alone, so nothing else changes."""
+        first: dict[tuple[int, ...], int] = {}
+        rows = [first.setdefault(p, r) for r, p in enumerate(prompts)]
+        if len(first) == len(prompts):
+            return self._forward(ids, attention, positions, cache, last_only=True)
+        unique = torch.tensor(sorted(first.values()), dtype=torch.long, device=ids.device)
+        logits = self._forward(ids[unique], attention[unique], positions[unique], cache, last_only=True)
+        slot = {r: k for k, r in enumerate(unique.tolist())}
+        expand = torch.tensor([slot[r] for r in rows], dtype=torch.long, device=ids.device)
+        cache.batch_select_indices(expand)
+        return logits[expand]
 
     def _compaction(self, active_rows: list[int], done: list[bool]) -> list[int] | None:
         """Batch positions to keep when enough rows finished to be worth dropping, else None."""
