@@ -344,7 +344,7 @@ def test_evaluate_cache_none_runs_without_a_cache_file_and_writes_with_the_umask
     )
     assert set(cached) == {"reference-costs"}  # the measured reference costs, and no completion cache
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "ev").iterdir()}
-    assert modes == {"trajectories.jsonl": 0o644, "evaluation.json": 0o644}
+    assert modes == {"trajectories.jsonl": 0o644, "evaluation.json": 0o644, "texts.sqlite": 0o644}
 
 
 # -- option values ---------------------------------------------------------------------------------------

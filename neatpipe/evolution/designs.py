@@ -152,10 +152,13 @@ def render_designs(
 
 
 def write_design_files(out_dir: Path, results: Sequence[DesignResult], report: Mapping[str, Any]) -> None:
-    """``trajectories.jsonl`` and ``evaluation.json`` in ``out_dir`` (both written atomically)."""
+    """``trajectories.jsonl`` and ``evaluation.json`` in ``out_dir`` (both written atomically), and the
+    prompts and answers the trajectories name in ``texts.sqlite`` (stored first)."""
     from neatpipe.evolution.runlog import write_json
+    from neatpipe.runtime.texts import store_texts
     from neatpipe.runtime.trajectory import write_trajectories
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    store_texts(out_dir, [t for r in results for t in r.trajectories])
     write_trajectories(out_dir / TRAJECTORIES_FILE, [t for r in results for t in r.trajectories])
     write_json(out_dir / EVALUATION_FILE, dict(report))

@@ -77,7 +77,11 @@ class RunRecorder(BaseReporter):
 
     def keep_trajectories(self, run: Any) -> None:
         """An evaluator observer: a run's trajectories go to the generation's partial file as soon as they
-        are made, so a crash loses none of them."""
+        are made, so a crash loses none of them; their prompts and answers go to the text store first, so
+        no line names a text the store lacks."""
+        from neatpipe.runtime.texts import store_texts
+
+        store_texts(self.run_dir, run.trajectories)
         append_lines(
             partial_trajectories(self.run_dir, self.fitness.generation),
             [t.to_dict() for t in run.trajectories],

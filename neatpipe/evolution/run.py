@@ -302,11 +302,12 @@ def _validate(
     rows[0]["champion"] = True
     rows[0]["label"] = f"champion ({rows[0]['label']})"
     if runs:
+        from neatpipe.runtime.texts import store_texts
+
         champion_hash = rows[0]["hash"]
-        write_jsonl_gz(
-            run_dir / TRAJECTORIES_DIR / "validation.jsonl.gz",
-            (t.to_dict() for run in runs for t in run.trajectories if t.genome == champion_hash),
-        )
+        kept = [t for run in runs for t in run.trajectories if t.genome == champion_hash]
+        store_texts(run_dir, kept)  # before the lines that name the texts
+        write_jsonl_gz(run_dir / TRAJECTORIES_DIR / "validation.jsonl.gz", (t.to_dict() for t in kept))
     return rows
 
 

@@ -8,6 +8,8 @@
       generations.jsonl        one line per evaluated generation (GenerationLog)
       genomes/gen-0007.yaml    the best genome of each generation (+ .graphml, .svg)
       trajectories/gen-0007.jsonl.gz   trajectories of the genomes evaluated in that generation
+      texts.sqlite             every prompt and answer the trajectories name, once per distinct text
+                               (SHA-256 keys; see neatpipe.runtime.texts)
       evaluations.sqlite       every (genome, problem, repeat) result paid for, reused on resume, and
                                every genome's search score per generation (champions are chosen from it)
       checkpoints/gen-0008.pkl.gz   the population of the next generation (atomic; see checkpoint.py)

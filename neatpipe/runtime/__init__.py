@@ -43,6 +43,14 @@ _EXPORTS = {
     "TrajectoryError": "trajectory",
     "read_trajectories": "trajectory",
     "write_trajectories": "trajectory",
+    "RequestRecord": "trajectory",
+    "TEXTS_FILE": "texts",
+    "RecordedCall": "texts",
+    "TextStore": "texts",
+    "TextStoreError": "texts",
+    "request_of": "texts",
+    "store_texts": "texts",
+    "text_key": "texts",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
@@ -62,11 +70,21 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
         run_pipeline,
         run_pipelines,
     )
+    from neatpipe.runtime.texts import (
+        TEXTS_FILE,
+        RecordedCall,
+        TextStore,
+        TextStoreError,
+        request_of,
+        store_texts,
+        text_key,
+    )
     from neatpipe.runtime.trajectory import (
         FORMAT,
         FeedbackResult,
         FinalResult,
         HiddenResult,
+        RequestRecord,
         StageIteration,
         StageTrace,
         TraceStep,
@@ -83,6 +101,7 @@ __getattr__, __dir__ = lazy_exports(
 
 
 __all__ = [
+    "TEXTS_FILE",
     "FEEDBACK_POLICIES",
     "FORMAT",
     "FeedbackResult",
@@ -94,6 +113,8 @@ __all__ = [
     "PipelineJob",
     "PipelineRun",
     "Plan",
+    "RecordedCall",
+    "RequestRecord",
     "STEP_KINDS",
     "SandboxWork",
     "StageIteration",
@@ -101,14 +122,19 @@ __all__ = [
     "Step",
     "StepStats",
     "StreamStats",
+    "TextStore",
+    "TextStoreError",
     "TraceStep",
     "Trajectory",
     "TrajectoryError",
     "compile_plan",
     "normalised_code",
     "read_trajectories",
+    "request_of",
     "request_seed",
     "run_pipeline",
     "run_pipelines",
+    "store_texts",
+    "text_key",
     "write_trajectories",
 ]

@@ -50,11 +50,13 @@ from neatpipe.runtime.messages import (
     result_error_type,
 )
 from neatpipe.runtime.plan import Plan, Step, compile_plan
+from neatpipe.runtime.texts import text_key
 from neatpipe.runtime.trajectory import (
     TEXT_LIMIT,
     FeedbackResult,
     FinalResult,
     HiddenResult,
+    RequestRecord,
     StageIteration,
     StageTrace,
     TraceStep,
@@ -217,6 +219,7 @@ class _Rec:
     cached: bool = False
     duration_s: float = 0.0
     selected: str | None = None
+    request: RequestRecord | None = None
 
 
 @dataclass
@@ -235,6 +238,13 @@ def _is_synthetic(backend: Any) -> bool:
         backend = getattr(backend, "inner", None)
         seen += 1
     return False
+
+
+def _identity(backend: Any) -> str:
+    """The backend's identity (exact model and revision), for the record of which model answered; the
+    label for a backend without one."""
+    identity = getattr(backend, "identity", None)
+    return str(identity()) if callable(identity) else str(getattr(backend, "label", type(backend).__name__))
 
 
 def _feedback_of(result: ExecResult, source: str, total: int) -> FeedbackResult:
@@ -284,6 +294,7 @@ class _Runner:
         n = len(self.problems)
         self.cands: dict[int, list[str]] = {}
         self.recs: list[list[_Rec]] = [[] for _ in range(n)]
+        self.texts: list[dict[str, str]] = [{} for _ in range(n)]  # per problem: key -> prompt/answer text
         self.stages: list[list[_StageRec]] = [[] for _ in range(n)]
         self.memo: dict[tuple[int, str, float, str], ExecResult] = {}
         self.stats: list[StepStats] = []
@@ -331,8 +342,9 @@ class _Runner:
         name: str,
         iteration: int,
         items: Sequence[tuple[int, Sequence[ChatMessage]]],
-    ) -> Flow[list[Completion]]:
-        """One model step on ``gene``'s model with one request per (problem index, messages)."""
+    ) -> Flow[list[tuple[ChatRequest, Completion]]]:
+        """One model step on ``gene``'s model with one request per (problem index, messages); each
+        request with its completion."""
         requests = [
             ChatRequest(
                 messages=tuple(msgs),
@@ -358,11 +370,39 @@ class _Runner:
                 wall_s=time.perf_counter() - t0,
             )
         )
-        return completions
+        return list(zip(requests, completions, strict=True))
+
+    def _record(self, i: int, request: ChatRequest, c: Completion) -> RequestRecord:
+        """The request and full answer of problem ``i``'s model step, by key; the texts are kept for the
+        trajectory (which its writer puts in the run directory's text store)."""
+        texts = self.texts[i]
+
+        def key(text: str) -> str:
+            k = text_key(text)
+            texts[k] = text
+            return k
+
+        return RequestRecord(
+            messages=tuple((m.role, key(m.content)) for m in request.messages),
+            temperature=request.temperature,
+            top_p=request.top_p,
+            max_tokens=request.max_tokens,
+            stop=request.stop,
+            seed=request.seed,
+            answer=key(c.text),
+        )
 
     def _model_rec(
-        self, name: str, gene: NodeGene, iteration: int, code: str, c: Completion, scored: bool
+        self,
+        i: int,
+        name: str,
+        gene: NodeGene,
+        iteration: int,
+        code: str,
+        answered: tuple[ChatRequest, Completion],
+        scored: bool,
     ) -> _Rec:
+        request, c = answered
         return _Rec(
             node=name,
             role=gene.role.value,
@@ -375,6 +415,7 @@ class _Runner:
             completion_tokens=c.completion_tokens,
             cached=c.cached,
             duration_s=c.latency_s,
+            request=self._record(i, request, c),
         )
 
     # -- steps --------------------------------------------------------------------------------------
@@ -396,10 +437,10 @@ class _Runner:
         items = [(i, generator_messages(p, gene.prompt or 0)) for i, p in enumerate(self.problems)]
         completions = (yield from self.call(step.name, gene, step.name, 0, items)) if items else []
         codes = []
-        for i, c in enumerate(completions):
+        for i, (request, c) in enumerate(completions):
             code = extract_code(c.text, self.problems[i].entry_point)
             codes.append(code)
-            self.recs[i].append(self._model_rec(step.name, gene, 0, code, c, scored=True))
+            self.recs[i].append(self._model_rec(i, step.name, gene, 0, code, (request, c), scored=True))
         self.cands[step.node] = codes
 
     def select(self, step: Step) -> Flow[None]:
@@ -508,9 +549,9 @@ class _Runner:
                     for i in active
                 ]
                 answers = yield from self.call(a_name, analyzer, a_name, it, items)
-                for i, c in zip(active, answers, strict=True):
-                    analyses[i] = c.text
-                    self.recs[i].append(self._model_rec(a_name, analyzer, it, current[i], c, scored=False))
+                for i, a in zip(active, answers, strict=True):
+                    analyses[i] = a[1].text
+                    self.recs[i].append(self._model_rec(i, a_name, analyzer, it, current[i], a, scored=False))
             items = [
                 (
                     i,
@@ -526,9 +567,9 @@ class _Runner:
                 for i in active
             ]
             answers = yield from self.call(step.name, gene, step.name, it, items)
-            for i, c in zip(active, answers, strict=True):
-                current[i] = extract_code(c.text, self.problems[i].entry_point)
-                self.recs[i].append(self._model_rec(step.name, gene, it, current[i], c, scored=True))
+            for i, a in zip(active, answers, strict=True):
+                current[i] = extract_code(a[1].text, self.problems[i].entry_point)
+                self.recs[i].append(self._model_rec(i, step.name, gene, it, current[i], a, scored=True))
                 records[i].codes.append(current[i])
                 records[i].visible.append(None)
         if not closed and active:
@@ -574,6 +615,7 @@ class _Runner:
                         cached=r.cached,
                         duration_s=round(r.duration_s, 6),
                         selected=r.selected,
+                        request=r.request,
                     )
                 )
             stages = []
@@ -608,6 +650,7 @@ class _Runner:
                     completion_tokens=sum(r.completion_tokens for r in model_steps),
                     model_calls=len(model_steps),
                     duration_s=round(sum(r.duration_s for r in self.recs[i]), 6),
+                    texts=self.texts[i],
                     **meta,
                 )
             )
@@ -689,7 +732,7 @@ class _Pipeline:
             if s.executor is not None and feedback is None and s.executor.feedback not in FEEDBACK_CHOICES:
                 raise PipelineError(f"executor {s.executor_name!r} has no valid feedback setting")
         used = {m: models[m] for m in plan.models}
-        self.job, self.plan = job, plan
+        self.job, self.plan, self.used = job, plan, used
         self.synthetic = any(_is_synthetic(b) for b in used.values())
         self.runner = _Runner(plan, job.problems, feedback, job.seed, job.progress)
         self.policy = feedback if feedback is not None else GENOME_POLICY
@@ -705,6 +748,7 @@ class _Pipeline:
 
     def result(self, wall_s: float) -> PipelineRun:
         runner = self.runner
+        self.meta["model_ids"] = {m: _identity(self.used[m]) for m in sorted(self.used)}
         model_stats = [s for s in runner.stats if s.kind == "model"]
         requests = sum(s.requests for s in model_stats)
         cost = Cost.total(model_stats)

@@ -1,7 +1,9 @@
 """Trajectories: what a pipeline did on one problem, step by step, and the JSONL files that hold them.
 
 One :class:`Trajectory` per problem per repeat. It records every step (the code, the raw model text,
-the execution result the pipeline saw, whether the candidate passes the hidden tests, tokens, time),
+the execution result the pipeline saw, whether the candidate passes the hidden tests, tokens, time; for
+a model step also its exact request and full answer, by the keys of their texts in the run directory's
+text store, :mod:`neatpipe.runtime.texts`),
 the refine stages' iteration lists (the shape the reference study's analyses read), and the final
 candidate scored on the hidden tests (pass@1).
 
@@ -23,7 +25,8 @@ from neatpipe.errors import NeatpipeError
 from neatpipe.io import atomic_write_text
 
 FORMAT = "neatpipe-trajectory/1"
-#: Raw model text kept per step, in characters (the code is always kept whole).
+#: Raw model text kept inline per step, in characters (the code is always kept whole; the full answer is
+#: in the text store, see :class:`RequestRecord`).
 TEXT_LIMIT = 4000
 ROLES = ("generator", "executor", "analyzer", "refiner", "selector")
 
@@ -62,6 +65,32 @@ class HiddenResult:
 
 
 @dataclass(frozen=True)
+class RequestRecord:
+    """A model step's exact request and full answer, by key: ``messages`` are (role, key of the content)
+    pairs, the sampling parameters are the request's own, ``answer`` is the key of the full answer text.
+    Keys are SHA-256 hex digests of the texts, which the run directory's text store holds."""
+
+    messages: tuple[tuple[str, str], ...]
+    temperature: float
+    top_p: float
+    max_tokens: int
+    stop: tuple[str, ...]
+    seed: int
+    answer: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "messages": [{"role": role, "content": key} for role, key in self.messages],
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "stop": list(self.stop),
+            "seed": self.seed,
+            "answer": self.answer,
+        }
+
+
+@dataclass(frozen=True)
 class TraceStep:
     """One node step for one problem.
 
@@ -69,7 +98,8 @@ class TraceStep:
     candidate the step concerns: an executor step with iteration i checks candidate i (0 = the
     stage's input), analyzer and refiner steps with iteration i make candidate i. ``code`` is the
     candidate the step emitted (generator, refiner, selector) or looked at (executor, analyzer).
-    ``selected`` names the input a selector picked.
+    ``selected`` names the input a selector picked. ``request`` (model steps of files written since
+    requests are kept) names the exact request and full answer in the text store.
     """
 
     node: str
@@ -85,6 +115,7 @@ class TraceStep:
     cached: bool
     duration_s: float
     selected: str | None = None
+    request: RequestRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +153,13 @@ class FinalResult:
 
 @dataclass(frozen=True)
 class Trajectory:
-    """Everything a pipeline did on one problem in one repeat."""
+    """Everything a pipeline did on one problem in one repeat.
+
+    ``model_ids`` maps the model-pool names to the backends' identities (exact model and revision).
+    ``texts`` (key -> text) holds the texts its steps' ``request`` records name, for a trajectory made in
+    this process; it is not part of the JSON line (the writers put it in the text store) and is empty for
+    a trajectory read from a file.
+    """
 
     task_id: str
     benchmark: str
@@ -141,6 +178,8 @@ class Trajectory:
     model_calls: int
     duration_s: float
     models: Mapping[str, str] = field(default_factory=dict)
+    model_ids: Mapping[str, str] = field(default_factory=dict)
+    texts: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of one line (keys in the documented order)."""
@@ -155,6 +194,7 @@ class Trajectory:
             "feedback": self.feedback,
             "synthetic": self.synthetic,
             "models": dict(self.models),
+            **({"model_ids": dict(self.model_ids)} if self.model_ids else {}),
             "passed": self.passed,
             "final": _plain(self.final),
             "steps": [_step_dict(s) for s in self.steps],
@@ -188,9 +228,11 @@ class Trajectory:
         steps = d.get("steps", list)
         stages = d.get("stages", list)
         models = d.get("models", dict, optional=True) or {}
-        for k, v in models.items():
-            if not isinstance(v, str):
-                raise TrajectoryError(f"field 'models.{k}': expected a string, got {_kind(v)}")
+        model_ids = d.get("model_ids", dict, optional=True) or {}
+        for name, mapping in (("models", models), ("model_ids", model_ids)):
+            for k, v in mapping.items():
+                if not isinstance(v, str):
+                    raise TrajectoryError(f"field '{name}.{k}': expected a string, got {_kind(v)}")
         return cls(
             task_id=d.get("task_id", str),
             benchmark=d.get("benchmark", str),
@@ -215,6 +257,7 @@ class Trajectory:
             model_calls=d.get("model_calls", int),
             duration_s=d.get("duration_s", float),
             models=dict(models),
+            model_ids=dict(model_ids),
         )
 
 
@@ -242,6 +285,8 @@ def _step_dict(s: TraceStep) -> dict[str, Any]:
     }
     if s.selected is not None:
         out["selected"] = s.selected
+    if s.request is not None:
+        out["request"] = s.request.to_dict()
     return out
 
 
@@ -304,6 +349,36 @@ def _step_from(data: Any, where: str) -> TraceStep:
         cached=f.get("cached", bool),
         duration_s=f.get("duration_s", float),
         selected=f.get("selected", str, nullable=True, optional=True),
+        request=_request_from(f.get("request", dict, optional=True), f"{where}.request"),
+    )
+
+
+def _key(value: Any, path: str) -> str:
+    if not (isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)):
+        raise TrajectoryError(f"field '{path}': expected a SHA-256 key (64 hex digits), got {_kind(value)}")
+    return value
+
+
+def _request_from(data: Any, where: str) -> RequestRecord | None:
+    if data is None:
+        return None
+    f = _Fields(data, where)
+    messages = []
+    for i, m in enumerate(f.get("messages", list)):
+        g = _Fields(m, f"{where}.messages[{i}]")
+        messages.append((g.get("role", str), _key(g.get("content", str), f"{where}.messages[{i}].content")))
+    stop = f.get("stop", list)
+    for i, s in enumerate(stop):
+        if not isinstance(s, str):
+            raise TrajectoryError(f"field '{where}.stop[{i}]': expected a string, got {_kind(s)}")
+    return RequestRecord(
+        messages=tuple(messages),
+        temperature=f.get("temperature", float),
+        top_p=f.get("top_p", float),
+        max_tokens=f.get("max_tokens", int),
+        stop=tuple(stop),
+        seed=f.get("seed", int),
+        answer=_key(f.get("answer", str), f"{where}.answer"),
     )
 
 
@@ -399,6 +474,7 @@ __all__ = [
     "FeedbackResult",
     "FinalResult",
     "HiddenResult",
+    "RequestRecord",
     "StageIteration",
     "StageTrace",
     "TraceStep",
