@@ -50,6 +50,16 @@ def with_models(genome: Any, mapping: Mapping[str, str]) -> Any:
     )
 
 
+def with_temperature(genome: Any, temperature: float) -> Any:
+    """A copy of ``genome`` whose model-calling nodes all sample at ``temperature`` (harvesting samples)."""
+    from neatpipe.genome import PipelineGenome
+
+    nodes = [dataclasses.replace(g, temperature=temperature) if g.model else g for g in genome.nodes.values()]
+    return PipelineGenome.from_genes(
+        genome.key, nodes, genome.connections.values(), genome.fitness, genome.description
+    )
+
+
 def experiment_designs(experiment: Any) -> list[Design]:
     """The ``evaluate.genomes`` of an experiment, read and with their models swapped."""
     from neatpipe.genome import load_genome

@@ -58,6 +58,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_evaluate)
 
+    h = sub.add_parser(
+        "harvest",
+        help="sample pipeline genomes on training problems and keep the trajectories (for neatpipe dataset)",
+        description=(
+            "Run each GENOME over a training split SAMPLES times with different seeds, every model node "
+            "sampling at TEMPERATURE (rejection sampling: the sandbox keeps what passed and what failed), and "
+            "write the trajectories with every request and answer to --out for `neatpipe dataset`. The "
+            "default split, MBPP's train and prompt splits (task ids 601-974 and 1-10), is one no evaluation "
+            "uses; HumanEval and MBPP's test split are refused."
+        ),
+    )
+    h.add_argument(
+        "genomes", nargs="+", type=Path, metavar="GENOME", help="genome files (YAML, JSON, GraphML)"
+    )
+    h.add_argument("--out", type=Path, required=True, metavar="DIR", help="where the trajectories go")
+    h.add_argument("--samples", type=int, default=4, metavar="N", help="samples per problem (default 4)")
+    h.add_argument("--temperature", type=float, default=0.8, metavar="T",
+                   help="sampling temperature of every model node, above 0 (default 0.8)")  # fmt: skip
+    h.add_argument(
+        "--split", default="train,prompt", help="MBPP splits, comma-separated (default train,prompt)"
+    )
+    h.add_argument(
+        "--mbpp", type=Path, metavar="PATH", help="sanitized-mbpp.json (default: data dir or cache)"
+    )
+    h.add_argument("--limit", type=int, metavar="N", help="N problems drawn by --seed (default: all)")
+    h.add_argument("--feedback", choices=("visible", "hidden", "genome"), default="visible",
+                   help="which tests executors report (default visible)")  # fmt: skip
+    h.add_argument(
+        "--models", type=Path, metavar="POOL.yaml", help="model names -> backend specs (YAML mapping)"
+    )
+    h.add_argument("--model", action="append", default=[], metavar="NAME=SPEC", help="one more pool entry")
+    h.add_argument(
+        "--cache", default="off", metavar="PATH|default|off", help="completion cache (default off)"
+    )
+    h.add_argument("--seed", type=int, default=0)
+    h.add_argument("--json", action="store_true", help="print one JSON object")
+    h.set_defaults(func=_harvest, benchmark="mbpp", subset=None)
+
 
 def read_model_pool(path: Path | None, pairs: list[str]) -> dict[str, Any]:
     """Model names -> spec strings or mappings, from a YAML file and NAME=SPEC pairs (pairs win)."""
@@ -84,14 +122,32 @@ def read_model_pool(path: Path | None, pairs: list[str]) -> dict[str, Any]:
     return pool
 
 
+#: The MBPP splits a harvest may sample: those no evaluation scores on.
+HARVEST_SPLITS = ("train", "prompt", "validation")
+
+
+def _mbpp_splits(mbpp: Path | None, splits: str) -> Any:
+    """Sanitized MBPP problems of one split or several (``train,prompt``), in task-id order."""
+    from neatpipe.bench import ProblemSet, load_mbpp
+    from neatpipe.bench.mbpp import SPLITS
+
+    names = [s.strip() for s in splits.split(",") if s.strip()]
+    if len(names) == 1:
+        return load_mbpp(mbpp, split=names[0])
+    unknown = [n for n in names if n not in SPLITS]
+    if unknown:
+        raise ValueError(f"unknown MBPP split {unknown[0]!r}; choose among {', '.join(SPLITS)}")
+    every = load_mbpp(mbpp, split="all")
+    chosen = tuple(p for p in every if p.meta["split"] in names)
+    return ProblemSet("mbpp", chosen, {**every.options, "split": ",".join(names)})
+
+
 def _problems(args: argparse.Namespace) -> Any:
-    from neatpipe.bench import BenchmarkDataError, SubsetSchedule, load_humaneval, load_mbpp
+    from neatpipe.bench import BenchmarkDataError, SubsetSchedule, load_humaneval
     from neatpipe.cli import CLIError
 
     try:
-        problems = (
-            load_humaneval() if args.benchmark == "humaneval" else load_mbpp(args.mbpp, split=args.split)
-        )
+        problems = load_humaneval() if args.benchmark == "humaneval" else _mbpp_splits(args.mbpp, args.split)
     except (BenchmarkDataError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     if args.limit is not None:
@@ -136,7 +192,29 @@ def read_subset(path: Path) -> list[str]:
     return ids
 
 
-def _evaluate(args: argparse.Namespace) -> int:
+def _harvest(args: argparse.Namespace) -> int:
+    import math
+
+    from neatpipe.cli import CLIError
+
+    if not math.isfinite(args.temperature) or not 0 < args.temperature <= 2:
+        raise CLIError(
+            f"--temperature must be above 0 and at most 2 (samples must differ), got {args.temperature}"
+        )
+    splits = [s.strip() for s in args.split.split(",") if s.strip()]
+    leaking = [s for s in splits if s not in HARVEST_SPLITS]
+    if not splits or leaking:
+        raise CLIError(
+            f"--split {args.split!r}: harvest samples {', '.join(HARVEST_SPLITS)} only; "
+            f"{', '.join(leaking) or 'nothing'} would put evaluation problems into training data"
+        )
+    if args.samples < 1:
+        raise CLIError(f"--samples must be at least 1, got {args.samples}")
+    args.repeats = args.samples
+    return _evaluate(args, temperature=args.temperature)
+
+
+def _evaluate(args: argparse.Namespace, temperature: float | None = None) -> int:
     from neatpipe.bench.limits import with_time_limits
     from neatpipe.cli import CLIError
     from neatpipe.evolution.build import close_all
@@ -145,6 +223,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         designs_report,
         evaluate_designs,
         render_designs,
+        with_temperature,
         write_design_files,
     )
     from neatpipe.evolution.evaluator import Evaluator
@@ -160,7 +239,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_output_dir(args.out)  # before the work, not after it
     for path in args.genomes:
-        designs.append(Design(path.stem, load_genome(path), str(path)))
+        genome = load_genome(path)
+        if temperature is not None:
+            genome = with_temperature(genome, temperature)
+        designs.append(Design(path.stem, genome, str(path)))
     if len({d.label for d in designs}) != len(designs):
         raise CLIError("give each genome file once (results are labelled by file name)")
     needed = sorted({g.model for d in designs for g in d.genome.nodes.values() if g.model})
