@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "neatpipe.perf.cli",
     "neatpipe.genome.cli",
     "neatpipe.models.cli",
+    "neatpipe.training.finetune_cli",
 )
 
 

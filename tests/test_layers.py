@@ -36,7 +36,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "genome": ("genome",),
     "runtime": ("runtime",),
     "engines (Ray)": ("distributed",),
-    "evolution, analysis, experiments": ("evolution", "analysis", "experiment", "synthetic"),
+    "evolution, analysis, experiments": ("evolution", "analysis", "experiment", "synthetic", "training"),
     "command line": (
         "__init__",
         "__main__",
@@ -48,6 +48,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "evolution.cli",
         "evolution.evaluate_cli",
         "analysis.cli",
+        "training.finetune_cli",
     ),
 }
 
@@ -336,6 +337,9 @@ def test_layer_rules() -> None:
                 "networkx",
                 "ray",
                 "neatpipe.distributed.engine",
+                "trl",
+                "peft",
+                "datasets",
             ),
         ),
     ],
