@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "neatpipe.genome.cli",
     "neatpipe.models.cli",
     "neatpipe.training.dataset_cli",
+    "neatpipe.training.finetune_cli",
 )
 
 

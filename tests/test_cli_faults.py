@@ -80,6 +80,7 @@ READERS = {
     "benchmark": ["sandbox", "check", "--benchmark", "mbpp", "--mbpp", "{bad}"],
     "program": ["sandbox", "run", "{bad}"],
     "paper champion": ["import-paper", "{bad}", "-o", "{out}"],
+    "training data": ["finetune", "{bad}", "--model", "hf:/no/such/model", "--out", "{out}"],
 }
 
 
@@ -97,7 +98,9 @@ def test_a_binary_input_is_named_not_a_traceback(reader, tmp_path, capsys) -> No
     assert not out.exists()
 
 
-@pytest.mark.parametrize("reader", ["genome", "experiment", "model pool", "samples", "program"])
+@pytest.mark.parametrize(
+    "reader", ["genome", "experiment", "model pool", "samples", "program", "training data"]
+)
 def test_a_folder_given_as_an_input_file_is_named(reader, tmp_path, capsys) -> None:
     folder = tmp_path / "input.yaml"
     folder.mkdir()

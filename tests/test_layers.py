@@ -49,6 +49,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "evolution.evaluate_cli",
         "analysis.cli",
         "training.dataset_cli",
+        "training.finetune_cli",
     ),
 }
 
@@ -337,6 +338,9 @@ def test_layer_rules() -> None:
                 "networkx",
                 "ray",
                 "neatpipe.distributed.engine",
+                "trl",
+                "peft",
+                "datasets",
             ),
         ),
     ],

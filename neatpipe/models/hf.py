@@ -3,7 +3,8 @@
 Loading goes through ``AutoTokenizer`` / ``AutoModelForCausalLM.from_pretrained`` for a hub id and for a
 local folder alike, so the tiny models the tests build exercise the same path as a downloaded model.
 Offline mode (``HF_HUB_OFFLINE=1``) is respected: a hub model missing from the local cache is reported
-with the command that downloads it. Models live in a :class:`ModelPool`, an explicit object that several
+with the command that downloads it. A folder with a PEFT ``adapter_config.json`` (what ``neatpipe finetune
+--adapter`` writes) loads as the base model it names with the LoRA adapter merged in. Models live in a :class:`ModelPool`, an explicit object that several
 backends can share, which keeps them within a memory budget and unloads the least recently used first.
 
 torch and transformers are imported only when a model is loaded, so parsing specs, reading the cache and
@@ -29,6 +30,7 @@ from neatpipe.models.spec import HFSpec, spec_to_mapping
 from neatpipe.models.types import ChatRequest, Completion
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+ADAPTER_CONFIG = "adapter_config.json"  # a PEFT adapter folder: loaded as its base model plus the adapter
 _ELEMENT_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 _FULL_HASH_LIMIT = 64 * 2**20
 _PARTIAL_HASH_BYTES = 16 * 2**20
@@ -149,6 +151,28 @@ def estimate_model_bytes(folder: Path | None, dtype: str) -> int:
     stored_dtype = str(config.get("dtype") or config.get("torch_dtype") or "float32")
     ratio = _ELEMENT_BYTES.get(dtype, 4) / _ELEMENT_BYTES.get(stored_dtype, 4)
     return int(stored * ratio)
+
+
+def adapter_base_spec(spec: HFSpec, folder: Path) -> HFSpec:
+    """The spec of the base model a LoRA adapter folder names (``base_model_name_or_path`` and
+    ``revision`` in its ``adapter_config.json``), with ``spec``'s dtype, device and placement."""
+    import dataclasses
+
+    try:
+        config = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelNotAvailableError(
+            f"{spec.to_string()}: cannot read {folder / ADAPTER_CONFIG}: {bounded(str(exc))}"
+        ) from exc
+    base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    if not isinstance(base, str) or not base:
+        raise ModelNotAvailableError(
+            f"{spec.to_string()}: {folder / ADAPTER_CONFIG} names no base model (base_model_name_or_path)"
+        )
+    if Path(base).expanduser().resolve() == folder:
+        raise ModelNotAvailableError(f"{spec.to_string()}: the adapter in {folder} names itself as its base")
+    revision = config.get("revision")
+    return dataclasses.replace(spec, model=base, revision=revision if isinstance(revision, str) else None)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -348,6 +372,7 @@ class HFBackend(Backend):
         self._generator_for: int | None = None
         self._state: Any = None  # GeneratorState, kept across reloads
         self._preloaded = preloaded
+        self.base: HFBackend | None = None  # for a LoRA adapter folder: the backend of its base model
         if preloaded is not None:
             self._device = preloaded.device
             config = getattr(preloaded.model, "config", None)
@@ -358,10 +383,13 @@ class HFBackend(Backend):
             spec.is_local or Path(spec.model).expanduser().is_dir()
         ):  # an existing folder wins, as in transformers
             folder = Path(spec.model).expanduser().resolve()
-            if not (folder / "config.json").is_file():
+            if (folder / ADAPTER_CONFIG).is_file():
+                self.base = HFBackend(adapter_base_spec(spec, folder), environ=self._environ)
+            elif not (folder / "config.json").is_file():
                 raise ModelNotAvailableError(
                     f"{spec.to_string()}: no model folder at {folder} (expected config.json and weights in the "
-                    f"Hugging Face layout; `neatpipe models make-tiny {spec.model}` writes a tiny one)"
+                    f"Hugging Face layout, or {ADAPTER_CONFIG} of a LoRA adapter; "
+                    f"`neatpipe models make-tiny {spec.model}` writes a tiny model)"
                 )
             self.source: str = str(folder)
             self.folder: Path | None = folder
@@ -417,14 +445,17 @@ class HFBackend(Backend):
         return self._preloaded is not None or self.pool_key in self.pool
 
     def identity(self) -> str:
-        """``hf:<hub id>@<commit>:<dtype>`` or ``hf:local#<content fingerprint>:<dtype>``.
+        """``hf:<hub id>@<commit>:<dtype>``, ``hf:local#<content fingerprint>:<dtype>``, or for an adapter
+        folder ``hf:adapter#<its fingerprint>+<its base model's identity>``.
 
         A local folder is identified by its content, so moving it keeps its cache entries and rebuilding
         it with other weights does not reuse them. A hub model is identified by the exact commit in the
         local cache (the model is loaded, and downloaded when online, if no snapshot is cached yet).
         """
         if self._identity is None:
-            if self.folder is not None:
+            if self.base is not None and self.folder is not None:
+                self._identity = f"hf:adapter#{folder_fingerprint(self.folder)[:20]}+{self.base.identity()}"
+            elif self.folder is not None:
                 self._identity = f"hf:local#{folder_fingerprint(self.folder)[:20]}:{self.dtype}"
             else:
                 cache = hub_cache_dir(self.spec.cache_dir, self._environ)
@@ -456,6 +487,8 @@ class HFBackend(Backend):
         )
 
     def _load(self) -> LoadedModel:
+        if self.base is not None:
+            return self._load_adapter(self.base)
         import torch
         import transformers
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -505,6 +538,34 @@ class HFBackend(Backend):
             revision = snap.name if snap is not None else (self.spec.revision or "main")
         return LoadedModel(model, tokenizer, device, dtype, nbytes, revision)
 
+    def _load_adapter(self, base: HFBackend) -> LoadedModel:
+        """The base model with this folder's LoRA adapter merged into its weights (so it decodes as fast
+        as the base), and the folder's own tokenizer when it has one (it carries the chat template the
+        adapter was trained with)."""
+        assert self.folder is not None
+        try:
+            from peft import PeftModel
+        except ImportError as exc:
+            raise ModelNotAvailableError(
+                f"{self.spec.to_string()} is a LoRA adapter; loading it needs peft "
+                f"(pip install 'neatpipe[train]')"
+            ) from exc
+        loaded = base._load()
+        try:
+            model = PeftModel.from_pretrained(loaded.model, str(self.folder)).merge_and_unload()
+            tokenizer = loaded.tokenizer
+            if (self.folder / "tokenizer_config.json").is_file():
+                from transformers import AutoTokenizer
+
+                tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ModelNotAvailableError(
+                f"{self.spec.to_string()}: cannot apply the adapter in {self.folder} to its base "
+                f"{base.spec.to_string()}: {bounded(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}"
+            ) from exc
+        model.eval()
+        return LoadedModel(model, tokenizer, loaded.device, loaded.dtype, loaded.nbytes, loaded.revision)
+
     def _placement(self) -> dict[str, Any]:
         """``from_pretrained`` arguments that let accelerate spread the model over GPUs, CPU memory and
         disk (``device_map``), for a model larger than one device; empty without ``device_map``."""
@@ -540,12 +601,17 @@ class HFBackend(Backend):
     def _loaded(self) -> LoadedModel:
         if self._preloaded is not None:
             return self._preloaded
-        folder = self.folder
+        folder = self.folder if self.base is None else self.base.folder
         if folder is None:
             folder = cached_snapshot(
                 self.source, self.spec.revision, hub_cache_dir(self.spec.cache_dir, self._environ)
             )
         return self.pool.acquire(self.pool_key, self._load, estimate_model_bytes(folder, self.dtype))
+
+    def load_model(self) -> LoadedModel:
+        """A fresh copy of the model and tokenizer, outside the pool: for training, which changes the
+        weights (generation shares the pooled copy instead)."""
+        return self._load()
 
     def _generator_of(self, loaded: LoadedModel) -> Any:
         from neatpipe.models.decoding import DEFAULT_BUCKETS, BatchedGenerator
