@@ -4,9 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.neatpipe-installed
 EXPERIMENT ?= experiments/default.yaml
+LOOP ?= experiments/feedback-training.yaml
+MODEL_SET ?=
 PYTEST_ARGS ?=
 
-.PHONY: install test test-all lint format bench evolve resume clean
+.PHONY: install test test-all lint format bench evolve resume feedback-loop clean
 
 install: $(STAMP)
 
@@ -39,6 +41,9 @@ evolve: $(STAMP)
 resume: $(STAMP)
 	@test -n "$(RUN)" || { echo "usage: make resume RUN=runs/<name>-<time>"; exit 2; }
 	$(BIN)/neatpipe evolve --resume $(RUN)
+
+feedback-loop: $(STAMP)
+	$(BIN)/neatpipe loop $(LOOP) $(if $(MODEL_SET),--model-set $(MODEL_SET)) --out runs/feedback-loop-$$(date +%Y%m%d-%H%M%S)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

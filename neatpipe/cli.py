@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "neatpipe.models.cli",
     "neatpipe.training.dataset_cli",
     "neatpipe.training.finetune_cli",
+    "neatpipe.training.loop_cli",
 )
 
 

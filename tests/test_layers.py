@@ -50,6 +50,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "analysis.cli",
         "training.dataset_cli",
         "training.finetune_cli",
+        "training.loop_cli",
     ),
 }
 
