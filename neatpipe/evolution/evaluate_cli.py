@@ -14,6 +14,27 @@ import yaml
 from neatpipe.errors import bounded, shown
 
 
+def _run_options(p: argparse.ArgumentParser) -> None:
+    """The options ``evaluate`` and ``harvest`` share: the model pool, the cache, feedback and the seed."""
+    p.add_argument("--feedback", choices=("visible", "hidden", "genome"), default="visible",
+                   help="which tests executors report: visible (default), hidden (oracle), or each genome's own")  # fmt: skip
+    p.add_argument(
+        "--models", type=Path, metavar="POOL.yaml", help="model names -> backend specs (YAML mapping)"
+    )
+    p.add_argument("--model", action="append", default=[], metavar="NAME=SPEC", help="one more pool entry")
+    p.add_argument(
+        "--cache",
+        default="off",
+        metavar="PATH|default|off",
+        help="completion cache: a file, default, or off/none (default off)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--mbpp", type=Path, metavar="PATH", help="sanitized-mbpp.json (default: data dir or cache)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
@@ -30,32 +51,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--benchmark", choices=("humaneval", "mbpp"), default="humaneval")
     p.add_argument(
-        "--mbpp", type=Path, metavar="PATH", help="sanitized-mbpp.json (default: data dir or cache)"
-    )
-    p.add_argument(
         "--split", default="test", help="MBPP split: test (default), validation, train, prompt, all"
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--limit", type=int, metavar="N", help="N problems drawn by --seed (default: all)")
     which.add_argument("--subset", type=Path, metavar="FILE", help="task ids, one per line or a JSON list")
     p.add_argument("--repeats", type=int, default=1, metavar="K", help="evaluations with different seeds")
-    p.add_argument("--feedback", choices=("visible", "hidden", "genome"), default="visible",
-                   help="which tests executors report: visible (default), hidden (oracle), or each genome's own")  # fmt: skip
-    p.add_argument(
-        "--models", type=Path, metavar="POOL.yaml", help="model names -> backend specs (YAML mapping)"
-    )
-    p.add_argument("--model", action="append", default=[], metavar="NAME=SPEC", help="one more pool entry")
-    p.add_argument(
-        "--cache",
-        default="off",
-        metavar="PATH|default|off",
-        help="completion cache: a file, default, or off/none (default off)",
-    )
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--out", type=Path, metavar="DIR", help="write trajectories.jsonl and evaluation.json here"
     )
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _run_options(p)
     p.set_defaults(func=_evaluate)
 
     h = sub.add_parser(
@@ -79,21 +84,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     h.add_argument(
         "--split", default="train,prompt", help="MBPP splits, comma-separated (default train,prompt)"
     )
-    h.add_argument(
-        "--mbpp", type=Path, metavar="PATH", help="sanitized-mbpp.json (default: data dir or cache)"
-    )
     h.add_argument("--limit", type=int, metavar="N", help="N problems drawn by --seed (default: all)")
-    h.add_argument("--feedback", choices=("visible", "hidden", "genome"), default="visible",
-                   help="which tests executors report (default visible)")  # fmt: skip
-    h.add_argument(
-        "--models", type=Path, metavar="POOL.yaml", help="model names -> backend specs (YAML mapping)"
-    )
-    h.add_argument("--model", action="append", default=[], metavar="NAME=SPEC", help="one more pool entry")
-    h.add_argument(
-        "--cache", default="off", metavar="PATH|default|off", help="completion cache (default off)"
-    )
-    h.add_argument("--seed", type=int, default=0)
-    h.add_argument("--json", action="store_true", help="print one JSON object")
+    _run_options(h)
     h.set_defaults(func=_harvest, benchmark="mbpp", subset=None)
 
 
