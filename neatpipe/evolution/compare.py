@@ -308,7 +308,16 @@ def _num(x: Any, digits: int = 3) -> str:
         return "inf" if x > 0 else "-inf"
     if isinstance(x, float) and math.isnan(x):
         return "n/a"
-    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+    return f"{_unsigned_zero(x, digits):.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def _unsigned_zero(x: float, digits: int) -> float:
+    """``x``, or 0.0 where it rounds to zero: no "-0.00" from float noise around an exact tie."""
+    return 0.0 if abs(x) < 0.5 * 10.0**-digits else x
+
+
+def _signed(x: float) -> str:
+    return f"{_unsigned_zero(x, 3):+.3f}"
 
 
 def _p(x: Any) -> str:
@@ -343,9 +352,9 @@ def _pairs_grid(group: dict[str, Any], confidence: float) -> Any:
     tag = "  [SYNTHETIC models: the numbers measure the machinery, not a language model]"
     rows = []
     for p in group["pairs"]:
-        ci = f"{p['ci'][0]:+.3f} to {p['ci'][1]:+.3f}" if "ci" in p else ""
+        ci = f"{_signed(p['ci'][0])} to {_signed(p['ci'][1])}" if "ci" in p else ""
         holm = _p(p.get("p_holm")) + (" *" if p.get("significant") else "")
-        rows.append([p["a"], p["b"], f"{p['diff']:+.3f}", ci, _num(p.get("t"), 2), _p(p.get("p")), holm])
+        rows.append([p["a"], p["b"], _signed(p["diff"]), ci, _num(p.get("t"), 2), _p(p.get("p")), holm])
         rows[-1].append(_num(p.get("separation_sd"), 2))
     return Grid(
         f"Group {group['group']} ({group['setting']}): pairs (a - b)" + (tag if group["synthetic"] else ""),
