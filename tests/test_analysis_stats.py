@@ -1,7 +1,9 @@
-"""Statistics: mean/SD, separation in SD, the Student-t CDF, Welch's t-test, bootstrap CIs."""
+"""Statistics: mean/SD, separation in SD, the Student-t CDF, Welch's and the paired t-test, Holm's
+correction, bootstrap CIs."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -10,8 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neatpipe.analysis.stats import (
+    PairedBootstrap,
     bootstrap_pass_at_1,
+    holm_adjust,
     mean,
+    paired_t_test,
     regularized_incomplete_beta,
     sample_sd,
     separation,
@@ -178,3 +183,71 @@ def test_property_t_cdf_monotone(t1, t2, df):
     lo, hi = sorted((t1, t2))
     assert 0.0 <= student_t_cdf(lo, df) <= student_t_cdf(hi, df) + 1e-12 <= 1.0 + 1e-12
     assert student_t_cdf(lo, df) + student_t_cdf(-lo, df) == pytest.approx(1.0)
+
+
+def test_paired_t_hand_computed():
+    # d = [1, 0, 0, 1, 0, 1]: mean 0.5, sd sqrt(0.3), t = 0.5 / (sqrt(0.3) / sqrt(6)) = sqrt(5)
+    r = paired_t_test([1, 0, 1, 1, 0, 1], [0, 0, 1, 0, 0, 0])
+    assert r.t == pytest.approx(math.sqrt(5)) and r.df == 5 and r.n == 6 and r.diff == 0.5
+    assert r.p == pytest.approx(0.07558681842161241, rel=1e-9)  # scipy.stats.ttest_rel
+    r = paired_t_test([0.9, 0.5, 1.0, 0.0, 0.7, 0.3, 0.8], [0.6, 0.5, 0.9, 0.1, 0.2, 0.3, 0.4])
+    assert r.t == pytest.approx(1.9817347772274494) and r.p == pytest.approx(0.09479572647405625, rel=1e-9)
+    # the order of the pairs does not matter; swapping the sides flips t and keeps p
+    swapped = paired_t_test([0.6, 0.5, 0.9, 0.1, 0.2, 0.3, 0.4], [0.9, 0.5, 1.0, 0.0, 0.7, 0.3, 0.8])
+    assert swapped.t == pytest.approx(-r.t) and swapped.p == pytest.approx(r.p)
+
+
+def test_paired_t_degenerate_and_invalid():
+    assert paired_t_test([1, 0, 1], [1, 0, 1]).p == 1.0
+    shifted = paired_t_test([1, 1, 1], [0, 0, 0])
+    assert shifted.p == 0.0 and shifted.t == math.inf
+    with pytest.raises(ValueError, match="same length"):
+        paired_t_test([1, 0], [1])
+    with pytest.raises(ValueError, match="two pairs"):
+        paired_t_test([1], [0])
+
+
+def test_paired_differs_from_welch_where_problems_vary():
+    # two pipelines that differ on one problem in twenty, on problems of very different difficulty:
+    # the unpaired test sees the difficulty as noise, the paired test sees one consistent difference
+    a = [1.0] * 10 + [0.0] * 9 + [1.0]
+    b = [1.0] * 10 + [0.0] * 10
+    assert paired_t_test(a, b).p == pytest.approx(0.33, abs=0.01)  # one win of 20: not distinguishable
+    assert welch_t_test(a, b).p > 0.7
+
+
+def test_holm_hand_computed():
+    # sorted: 0.005 * 4 = 0.02, 0.01 * 3 = 0.03, 0.03 * 2 = 0.06, 0.04 * 1 = 0.04 -> raised to 0.06
+    assert holm_adjust([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm_adjust([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm_adjust([0.02]) == [0.02]  # one test: nothing to correct
+    assert holm_adjust([]) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=30))
+def test_property_holm_never_below_p_and_keeps_the_order(ps):
+    adjusted = holm_adjust(ps)
+    assert all(q >= p - 1e-12 and q <= 1.0 for p, q in zip(ps, adjusted, strict=True))
+    for i, j in itertools.combinations(range(len(ps)), 2):
+        if ps[i] <= ps[j]:
+            assert adjusted[i] <= adjusted[j] + 1e-12
+    assert min(adjusted) == pytest.approx(min(1.0, len(ps) * min(ps)))
+
+
+def test_paired_bootstrap_of_a_difference():
+    rng = random.Random(3)
+    a = [float(rng.random() < 0.7) for _ in range(80)]
+    b = [x if rng.random() < 0.8 else 1.0 - x for x in a]
+    boot = PairedBootstrap(80, n_boot=1000, seed=5)
+    ra, rb = boot.replicate_means(a), boot.replicate_means(b)
+    low, high = boot.interval([x - y for x, y in zip(ra, rb, strict=True)])
+    diff = mean(a) - mean(b)
+    assert low < diff < high and high - low < 0.3
+    # the shared resamples make a sample's difference with itself exactly zero in every replicate
+    assert boot.interval([x - y for x, y in zip(ra, boot.replicate_means(a), strict=True)]) == (0.0, 0.0)
+    again = PairedBootstrap(80, n_boot=1000, seed=5)
+    assert again.replicate_means(a) == ra  # deterministic for a seed
+    assert PairedBootstrap(80, n_boot=1000, seed=6).replicate_means(a) != ra
+    with pytest.raises(ValueError, match="expected 80 values"):
+        boot.replicate_means(a[:-1])

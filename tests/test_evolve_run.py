@@ -150,8 +150,13 @@ def test_report_and_compare(finished: EvolutionRun, capsys) -> None:
     assert main(["compare", str(finished.run_dir), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert len(data["entries"]) == len(finished.validation)
+    # validation records the held-out problems and per-problem passes, so its pairs are paired by problem
+    rows = json.loads((finished.run_dir / "validation.json").read_text())
+    assert all(len(r["task_ids"]) == r["problems"] == len(r["per_problem"]) for r in rows)
+    assert all(sum(r["per_problem"].values()) == round(sum(r["pass_rates"]) * r["problems"]) for r in rows)
     if len(data["entries"]) > 1:
-        assert "separation_sd" in data["pairs"][0]
+        assert "separation_sd" in data["pairs"][0] and data["pairs"][0]["test"] == "paired t over problems"
+        assert data["tests"] == len(data["pairs"]) and all("p_holm" in p for p in data["pairs"])
 
 
 def test_an_experiment_with_models_missing_offline_stops_at_once(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -249,7 +254,10 @@ def test_a_fixed_design_experiment_scores_each_design_with_repeats(tmp_path: Pat
     # the swapped design really ran the other model: its generator requests differ, so its trajectories do
     report = (tmp_path / "d" / "report.md").read_text()
     assert (
-        "Fixed designs: designs" in report and "Pairs (a - b)" in report and "general self-refine" in report
+        "Fixed designs: designs" in report
+        and "pairs (a - b)" in report
+        and "p (Holm)" in report
+        and "general self-refine" in report
     )
     # the same designs with the weaker alternative model set score lower on the solo design
     assert main(["evolve", str(exp), "--out", str(tmp_path / "w"), "--model-set", "weak", "--quiet"]) == 0

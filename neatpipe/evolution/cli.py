@@ -52,9 +52,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "compare",
-        help="several runs or evaluations side by side, with separations and Welch's t-test",
+        help="runs or evaluations side by side: paired by problem, bootstrap CIs, Holm-corrected tests",
+        description=(
+            "Compare the validated genomes of runs and the genomes of evaluations. Only entries scored on "
+            "the same benchmark, problems and feedback source, all with real or all with synthetic models, "
+            "are compared; anything else is refused with the reason (or, with --split, compared group by "
+            "group). Pairs are compared problem by problem: the difference, its bootstrap CI, the paired "
+            "t-test, with p-values corrected by Holm's method for the number of tests."
+        ),
     )
     p.add_argument("paths", nargs="+", type=Path, metavar="RUN_DIR", help="run or evaluation directories")
+    p.add_argument(
+        "--split",
+        action="store_true",
+        help="compare each group of comparable entries on its own instead of refusing a mixed set",
+    )
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--markdown", action="store_true")
@@ -130,7 +142,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     from neatpipe.evolution.compare import compare_runs, render_comparison
 
-    comparison = compare_runs(args.paths)
+    comparison = compare_runs(args.paths, split=args.split)
     if args.json:
         print(json.dumps(comparison, indent=2))
     else:

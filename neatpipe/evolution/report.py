@@ -338,7 +338,7 @@ def build_designs_markdown(run_dir: Path) -> str:
         f"- benchmark: {data.get('benchmark')}, {data.get('problems')} problems; "
         f"feedback: {summary.get('feedback', 'n/a')}; repeats: {summary.get('repeats', 'n/a')}",
         "",
-        render_comparison(compare_runs([run_dir]), "markdown"),
+        render_comparison(compare_runs([run_dir], split=True), "markdown"),
         "",
         "## Refinement, problem by problem",
         "",

@@ -325,6 +325,9 @@ def _validation_row(
         "pass_rates": list(v.pass_rates),
         "repeats": v.repeats,
         "problems": len(v.problems),
+        "benchmark": v.benchmark,
+        "task_ids": list(v.problems),  # with per_problem: what neatpipe compare pairs by
+        "per_problem": dict(v.per_problem),
         "validated_fitness": v.fitness,
         "inflation": inflation,
         "synthetic": v.synthetic,
