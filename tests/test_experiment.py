@@ -25,7 +25,9 @@ from neatpipe.genome.settings import NEAT_DEFAULTS
 from neatpipe.models.spec import HFSpec, OllamaSpec
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = sorted((REPO / "experiments").rglob("*.yaml"))
+FILES = sorted((REPO / "experiments").rglob("*.yaml"))
+LOOPS = [p for p in FILES if "format: neatpipe-loop/" in p.read_text()]  # training loops (neatpipe loop)
+SHIPPED = [p for p in FILES if p not in LOOPS]
 PAPER = sorted((REPO / "experiments" / "paper").glob("*.yaml"))
 
 
@@ -80,6 +82,17 @@ def test_the_shipped_experiments_are_all_there():
         "evolution",
         "evolution-strict",
     } <= paper
+
+
+@pytest.mark.parametrize("path", LOOPS, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_shipped_loop_files_read_with_every_model_set(path):
+    from neatpipe.io import load_yaml
+    from neatpipe.training.loop_cli import read_loop
+
+    sets = [None, *(load_yaml(path.read_text()).get("model_sets") or {})]
+    for model_set in sets:
+        loop = read_loop(path, model_set)
+        assert loop["genome"].is_file() and loop["tuned_model"] in loop["models"]
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(REPO).as_posix())
