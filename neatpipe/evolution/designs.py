@@ -118,8 +118,11 @@ def evaluate_designs(
     return results
 
 
-def designs_report(results: Sequence[DesignResult], benchmark: str, n_problems: int) -> dict[str, Any]:
-    """The content of ``evaluation.json``."""
+def designs_report(
+    results: Sequence[DesignResult], benchmark: str, n_problems: int, temperature: float | None = None
+) -> dict[str, Any]:
+    """The content of ``evaluation.json`` (``temperature``: the one every model node sampled at, None when
+    each genome kept its own)."""
     entries = []
     for r in results:
         entry = r.evaluation.to_dict()
@@ -128,11 +131,20 @@ def designs_report(results: Sequence[DesignResult], benchmark: str, n_problems: 
         entry["bootstrap_ci"] = list(r.ci) if r.ci else None
         entry["tables"] = {k: v.to_dict() for k, v in r.tables.items()}
         entries.append(entry)
-    return {"benchmark": benchmark, "problems": n_problems, "evaluations": entries}
+    return {
+        "benchmark": benchmark,
+        "problems": n_problems,
+        "temperature": temperature,
+        "evaluations": entries,
+    }
 
 
 def render_designs(
-    results: Sequence[DesignResult], benchmark: str, n_problems: int, style: str = "text"
+    results: Sequence[DesignResult],
+    benchmark: str,
+    n_problems: int,
+    style: str = "text",
+    temperature: float | None = None,
 ) -> str:
     """pass@1 with spread, cost and the three tables of every design (plain text or Markdown)."""
     from neatpipe.analysis.render import render
@@ -148,7 +160,8 @@ def render_designs(
             head,
             "",
             f"pass@1 {ev.mean:.3f}{sd} over {ev.repeats} repeat(s) of {n_problems} {benchmark} problems{ci}; "
-            f"feedback: {ev.feedback}",
+            f"feedback: {ev.feedback}"
+            + ("" if temperature is None else f"; every model node sampled at temperature {temperature:g}"),
             "",
             f"fitness {ev.fitness:.3f} (penalty {ev.penalty:.3f}); cost: {ev.prompt_tokens:,} prompt + "
             f"{ev.completion_tokens:,} completion tokens, {ev.model_calls:,} model requests ({ev.cache_hits:,} "
