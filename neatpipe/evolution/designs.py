@@ -118,6 +118,21 @@ def evaluate_designs(
     return results
 
 
+def designs_cross_tables(results: Sequence[DesignResult]) -> Any:
+    """The cross-configuration tables (:mod:`neatpipe.analysis.cross`) of two designs or more: problems
+    none solves, problems a solo design solves and another does not, consistency over repeats; None for
+    one design."""
+    if len(results) < 2:
+        return None
+    from neatpipe.analysis.cross import cross_tables
+    from neatpipe.analysis.iterations import neatpipe_sets_from_records
+
+    sets = neatpipe_sets_from_records(
+        (f"{r.design.label} / {t.task_id}", t.to_dict()) for r in results for t in r.trajectories
+    )
+    return cross_tables([sets[r.design.label] for r in results if r.design.label in sets])
+
+
 def designs_report(
     results: Sequence[DesignResult], benchmark: str, n_problems: int, temperature: float | None = None
 ) -> dict[str, Any]:
@@ -131,12 +146,16 @@ def designs_report(
         entry["bootstrap_ci"] = list(r.ci) if r.ci else None
         entry["tables"] = {k: v.to_dict() for k, v in r.tables.items()}
         entries.append(entry)
-    return {
+    report = {
         "benchmark": benchmark,
         "problems": n_problems,
         "temperature": temperature,
         "evaluations": entries,
     }
+    cross = designs_cross_tables(results)
+    if cross is not None:
+        report["cross_configuration"] = cross.to_dict()
+    return report
 
 
 def render_designs(
@@ -147,7 +166,7 @@ def render_designs(
     temperature: float | None = None,
 ) -> str:
     """pass@1 with spread, cost and the three tables of every design (plain text or Markdown)."""
-    from neatpipe.analysis.render import render
+    from neatpipe.analysis.render import render, render_cross
 
     parts = []
     for r in results:
@@ -171,6 +190,12 @@ def render_designs(
             if key in r.tables:
                 lines += ["", render(r.tables[key], style)]
         parts.append("\n".join(lines))
+    cross = designs_cross_tables(results)
+    if cross is not None:
+        head = f"Across the {len(results)} designs"
+        parts.append(
+            (f"== {head}" if style == "text" else f"### {head}") + "\n\n" + render_cross(cross, style)
+        )
     return "\n\n".join(parts)
 
 
