@@ -321,7 +321,7 @@ def _validate(
         kept = [t for run in runs for t in run.trajectories if t.genome == champion_hash]
         store_texts(run_dir, kept)  # before the lines that name the texts
         write_jsonl_gz(run_dir / TRAJECTORIES_DIR / "validation.jsonl.gz", (t.to_dict() for t in kept))
-    return rows
+    return _label_temperature(rows, temperature)
 
 
 def _validation_row(
@@ -352,8 +352,15 @@ def _at_temperature(row: dict[str, Any], temperature: float | None, searched_has
     if temperature is not None:
         row["validated_hash"] = row["hash"]
         row["hash"] = searched_hash
-        row["label"] = f"{row['label']} at T={temperature:g}"
     return row
+
+
+def _label_temperature(rows: list[dict[str, Any]], temperature: float | None) -> list[dict[str, Any]]:
+    """Labels that say the rows ran at ``temperature`` (the genomes' own when None: labels unchanged)."""
+    if temperature is not None:
+        for row in rows:
+            row["label"] = f"{row['label']} at T={temperature:g}"
+    return rows
 
 
 def _validate_baselines(
@@ -380,7 +387,7 @@ def _validate_baselines(
         row = _validation_row(f"baseline: {r.design.label}", r.evaluation, None, None, None)
         row["baseline"] = True
         rows.append(_at_temperature(row, temperature, d.genome.behaviour_hash()))
-    return rows
+    return _label_temperature(rows, temperature)
 
 
 def _write_summary(
