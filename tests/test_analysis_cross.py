@@ -174,3 +174,10 @@ def test_evaluate_prints_the_tables_for_several_genomes(tmp_path: Path, capsys) 
     cross = report["cross_configuration"]
     assert cross["solo"] == ["solo"] and cross["consistency"]["n_problems"] == 10
     assert set(cross["consistency"]["configurations"]["solo"]["consistency"]) == {"0", "1", "2"}
+
+
+def test_passing_in_half_the_runs_is_not_solving() -> None:
+    solo = config("solo", {"t": [None, "AssertionError"], "u": [None, None]}, solo=True)
+    pipe = config("pipe", {"t": ["AssertionError"] * 2, "u": [None, "NameError"]})
+    table = cross_tables([solo, pipe]).regressions[0]
+    assert [r.task_id for r in table.regressions] == ["u"] and not table.gains
