@@ -12,7 +12,12 @@ file: neatpipe's own JSONL (one line per problem per repeat) or the reference st
 iteration_analysis.json (one set of tables per pipeline; --pipeline picks one). The kind of file
 is recognised by its content. With --compare MAIN_RESULTS (the study's main_results.json, or a
 file of the same shape) print mean ± SD per configuration and the separation table
-(Table 2 of the study); a main_results file given as TRAJECTORIES is treated the same way."""
+(Table 2 of the study); a main_results file given as TRAJECTORIES is treated the same way.
+
+A file with several configurations also gets the cross-configuration tables: problems no
+configuration solves (with their dominant error), problems a solo configuration solves and a
+pipeline does not (--solo LABEL picks the reference; default: every configuration made of one
+generator call), and how many of each configuration's runs pass each problem."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="bootstrap replicates for the pass@1 CI (default 2000)",
     )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--solo", action="append", default=[], metavar="LABEL",
+                   help="reference configuration of the regressions table (repeatable; default: the solo ones)")  # fmt: skip
     p.set_defaults(func=_analyze)
 
 
@@ -125,8 +132,10 @@ def _to_json(obj: Any) -> Any:
     return obj
 
 
-def _print_tables(pipelines: list[dict[str, Any]], compare: dict[str, Any] | None, style: str) -> None:
-    from neatpipe.analysis.render import render
+def _print_tables(
+    pipelines: list[dict[str, Any]], compare: dict[str, Any] | None, style: str, cross: Any = None
+) -> None:
+    from neatpipe.analysis.render import render, render_cross
 
     blocks: list[str] = []
     for rep in pipelines:
@@ -150,6 +159,10 @@ def _print_tables(pipelines: list[dict[str, Any]], compare: dict[str, Any] | Non
         blocks.append("\n".join(lines))
         for key in ("early_stopping", "error_fix", "transitions", "regressions"):
             blocks.append(render(rep[key], style, title=rep["name"]))
+    if cross is not None:
+        head = f"Across the {len(pipelines)} configurations"
+        blocks.append(f"## {head}" if style == "markdown" else head)
+        blocks.append(render_cross(cross, style))
     if compare is not None:
         head = f"Results: {compare['source']}"
         blocks.append(f"## {head}" if style == "markdown" else head)
@@ -159,6 +172,21 @@ def _print_tables(pipelines: list[dict[str, Any]], compare: dict[str, Any] | Non
     print("\n\n".join(blocks))
 
 
+def _cross(sets: dict[str, Any], solo: list[str], source: str) -> Any:
+    """The cross-configuration tables of a file with several configurations (None for one)."""
+    from neatpipe.analysis.cross import cross_tables
+    from neatpipe.cli import CLIError
+
+    if len(sets) < 2:
+        if solo:
+            raise CLIError(f"--solo: {source} holds one configuration; nothing to set against it")
+        return None
+    try:
+        return cross_tables(sets, solo)
+    except KeyError as exc:
+        raise CLIError(f"--solo: {source}: {exc.args[0]}") from None
+
+
 def _analyze(args: argparse.Namespace) -> int:
     from neatpipe.analysis.iterations import TrajectoryFormatError, detect_kind, load_trajectories
     from neatpipe.cli import CLIError
@@ -166,6 +194,7 @@ def _analyze(args: argparse.Namespace) -> int:
     if not args.trajectories and not args.compare:
         raise CLIError("analyze: give a TRAJECTORIES file, --compare MAIN_RESULTS, or both")
     pipelines: list[dict[str, Any]] = []
+    cross = None
     compare_path = args.compare
     try:
         if args.trajectories:
@@ -187,6 +216,7 @@ def _analyze(args: argparse.Namespace) -> int:
                         )
                     sets = {args.pipeline: sets[args.pipeline]}
                 pipelines = [_pipeline_report(ts, args.bootstrap, args.seed) for ts in sets.values()]
+                cross = _cross(sets, args.solo, args.trajectories)
         compare = _compare_report(compare_path) if compare_path else None
     except TrajectoryFormatError as exc:
         raise CLIError(str(exc)) from exc
@@ -195,9 +225,11 @@ def _analyze(args: argparse.Namespace) -> int:
 
     if args.json:
         out: dict[str, Any] = {"pipelines": {p["name"]: _to_json(p) for p in pipelines}}
+        if cross is not None:
+            out["cross_configuration"] = cross.to_dict()
         if compare is not None:
             out["compare"] = _to_json(compare)
         print(json.dumps(out, indent=2, ensure_ascii=False))
     else:
-        _print_tables(pipelines, compare, "markdown" if args.markdown else "text")
+        _print_tables(pipelines, compare, "markdown" if args.markdown else "text", cross)
     return 0

@@ -297,6 +297,15 @@ def _neatpipe_steps(rec: Mapping[str, Any], where: str) -> tuple[tuple[Attempt, 
     return (Attempt(0, bool(rec["passed"]), error),), None
 
 
+def _one_generator_call(rec: Mapping[str, Any]) -> bool:
+    """Whether a line's output came from one generator call and no other model call (a solo model)."""
+    steps = rec.get("steps")
+    if not isinstance(steps, list):
+        return False
+    roles = [s.get("role") for s in steps if isinstance(s, Mapping)]
+    return [r for r in roles if r in ("generator", "analyzer", "refiner", "selector")] == ["generator"]
+
+
 def read_neatpipe_trajectories(path: str | Path) -> dict[str, TrajectorySet]:
     """Read neatpipe trajectory JSONL: one :class:`TrajectorySet` per pipeline label.
 
@@ -356,6 +365,8 @@ def neatpipe_sets_from_records(
             for k in ("benchmark", "feedback", "synthetic", "genome"):
                 if k in rec:
                     ts.meta[k] = rec[k]
+            ts.meta["solo"] = True
+        ts.meta["solo"] = ts.meta["solo"] and _one_generator_call(rec)
         ts.trajectories.append(
             IterationTrajectory(
                 task_id=str(rec["task_id"]),

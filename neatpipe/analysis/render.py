@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from neatpipe.analysis.cross import ConsistencyTable, CrossTables, SoloRegressionTable, UnfixableTable
 from neatpipe.analysis.iterations import (
     EarlyStoppingTable,
     ErrorFixTable,
@@ -20,7 +21,7 @@ from neatpipe.analysis.iterations import (
 )
 from neatpipe.analysis.paper import ConfigRuns, SeparationRow
 
-__all__ = ["Grid", "format_grid", "render", "to_grid"]
+__all__ = ["Grid", "format_grid", "render", "render_cross", "to_grid"]
 
 
 @dataclass
@@ -214,6 +215,98 @@ def _configs_grid(configs: Sequence[ConfigRuns], title: str) -> Grid:
     )
 
 
+def _some(task_ids: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(task_ids[:limit])
+    return shown + (f" (+{len(task_ids) - limit})" if len(task_ids) > limit else "")
+
+
+def _unfixable_grid(t: UnfixableTable, title: str) -> Grid:
+    rows = []
+    for error, n in t.by_dominant_error.items():
+        tasks = [p.task_id for p in t.problems if p.dominant_error == error]
+        rows.append([error, str(n), _some(tasks)])
+    rows.append(["all", str(len(t.problems)), ""])
+    return Grid(
+        title=f"Unfixable problems: no run of any configuration passes{title}",
+        headers=["dominant error", "problems", "task ids"],
+        rows=rows,
+        notes=[
+            f"{len(t.problems)} of the {t.n_problems} problems all {len(t.configurations)} configurations "
+            "attempted; dominant error: the category most of a problem's failed outputs share.",
+        ],
+    )
+
+
+def _solo_regression_grid(tables: Sequence[SoloRegressionTable], title: str) -> Grid:
+    rows = []
+    for t in tables:
+        errors = ", ".join(f"{e} {n}" for e, n in t.errors.items()) or "-"
+        rows.append(
+            [
+                t.pipeline,
+                t.solo,
+                str(t.n_problems),
+                str(len(t.regressions)),
+                str(len(t.gains)),
+                _signed(len(t.gains) - len(t.regressions)),
+                errors,
+                _some([r.task_id for r in t.regressions]),
+            ]
+        )
+    return Grid(
+        title=f"Regressions vs solo: problems solo solves and the pipeline does not{title}",
+        headers=[
+            "pipeline",
+            "vs",
+            "problems",
+            "regressions",
+            "gains",
+            "net",
+            "pipeline's errors",
+            "regressed",
+        ],
+        rows=rows,
+        notes=[
+            "solves: passes in more than half of its runs; gains: the pipeline solves, solo does not;",
+            "pipeline's errors: its dominant final error on each regressed problem.",
+        ],
+    )
+
+
+def _consistency_grid(t: ConsistencyTable, title: str) -> Grid:
+    rows = [
+        [
+            r.configuration,
+            str(r.runs),
+            str(r.never),
+            str(r.sometimes),
+            str(r.always),
+            " ".join(map(str, r.histogram)),
+        ]
+        for r in t.rows
+    ]
+    return Grid(
+        title=f"Consistency over repeats{title}",
+        headers=["configuration", "runs", "never", "sometimes", "always", "problems passing in 0..k runs"],
+        rows=rows,
+        notes=[f"over the {t.n_problems} problems every configuration attempted."],
+    )
+
+
+def render_cross(tables: CrossTables, style: str = "text") -> str:
+    """The three cross-configuration tables (see :mod:`neatpipe.analysis.cross`), one after another."""
+    blocks = [render(tables.unfixable, style)]
+    if tables.regressions:
+        blocks.append(render(list(tables.regressions), style))
+    else:
+        blocks.append(
+            "Regressions vs solo: none of these configurations is a solo model (one generator call); "
+            "name a reference configuration to compare against one"
+        )
+    blocks.append(render(tables.consistency, style))
+    return "\n\n".join(blocks)
+
+
 def to_grid(table: object, title: str = "") -> Grid:
     """The :class:`Grid` of any analysis table (a list of :class:`SeparationRow` or of
     :class:`ConfigRuns` is accepted too). ``title`` is appended to the table's own title."""
@@ -226,6 +319,12 @@ def to_grid(table: object, title: str = "") -> Grid:
         return _transition_grid(table, suffix)
     if isinstance(table, RegressionTable):
         return _regression_grid(table, suffix)
+    if isinstance(table, UnfixableTable):
+        return _unfixable_grid(table, suffix)
+    if isinstance(table, ConsistencyTable):
+        return _consistency_grid(table, suffix)
+    if isinstance(table, Sequence) and table and isinstance(table[0], SoloRegressionTable):
+        return _solo_regression_grid(table, suffix)
     if isinstance(table, Sequence) and table and isinstance(table[0], SeparationRow):
         return _separation_grid(table, suffix)
     if isinstance(table, Sequence) and table and isinstance(table[0], ConfigRuns):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from neatpipe.bench.problem import ProblemSet
+from neatpipe.errors import NeatpipeError, bounded, shown
+from neatpipe.io import read_text
 from neatpipe.seeds import derive_seed
 
 
@@ -98,3 +102,51 @@ class SubsetSchedule:
             {"subset_policy": "rotating" if self.rotate else "fixed", "generation": generation}
         )
         return out
+
+
+class SubsetFileError(NeatpipeError, ValueError):
+    """A file of task ids that cannot be used: unreadable, empty, or naming problems the benchmark does not
+    have. The message names the file."""
+
+
+def read_task_ids(path: str | Path) -> list[str]:
+    """Task ids from a file: a JSON list of strings, or one id per line (blank lines skipped).
+
+    The one reader of subset files: ``neatpipe evaluate --subset`` and an experiment's ``subset.tasks``
+    both read through it, so a file means the same problems everywhere."""
+    text = read_text(path)
+    if text.lstrip().startswith("["):
+        try:
+            ids = json.loads(text)
+        except ValueError as exc:
+            raise SubsetFileError(f"{path}: not a valid JSON list of task ids: {exc}") from None
+        if not isinstance(ids, list):
+            raise SubsetFileError(f"{path}: expected a JSON list of task ids")
+        bad = next((i for i, t in enumerate(ids) if not isinstance(t, str)), None)
+        if bad is not None:
+            raise SubsetFileError(
+                f'{path}: item {bad} is {shown(ids[bad])}, not a task id string (e.g. "HumanEval/0")'
+            )
+    else:
+        ids = [t.strip() for t in text.splitlines() if t.strip()]
+    if not ids:
+        raise SubsetFileError(f"{path}: no task ids (give a JSON list or one id per line)")
+    return list(dict.fromkeys(ids))  # a repeated id is one problem
+
+
+def select_tasks(problems: ProblemSet, ids: Sequence[str], source: str | Path) -> ProblemSet:
+    """The problems of ``ids`` in benchmark order; ids the benchmark does not have are an error naming
+    ``source`` and the first few of them (a subset file written for another benchmark or split)."""
+    known = set(problems.task_ids)
+    unknown = [t for t in ids if t not in known]
+    if unknown:
+        listed = ", ".join(bounded(t, 80) for t in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        example = problems.task_ids[0] if len(problems) else "?"
+        raise SubsetFileError(
+            f"{source}: unknown task ids for {problems.benchmark}: {listed}{more} (ids look like {example})"
+        )
+    wanted = set(ids)
+    out = problems.select([t for t in problems.task_ids if t in wanted])
+    out.options.update({"subset_file": str(source)})
+    return out

@@ -286,13 +286,37 @@ def difficulty_labels(exp: Any) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in data.items()}
 
 
+def subset_tasks(exp: Any, problems: Any) -> Any:
+    """The problems named in ``subset.tasks`` (None without the field); an id the benchmark split does
+    not have is an error naming the experiment, the field and the file."""
+    from neatpipe.bench.subsets import SubsetFileError, read_task_ids, select_tasks
+
+    where = exp.subset.tasks
+    if where is None:
+        return None
+    try:
+        return select_tasks(problems, read_task_ids(where), where)
+    except (SubsetFileError, FileError) as exc:
+        raise ExperimentError([FieldProblem("subset.tasks", str(exc))], exp.source) from None
+
+
+def search_pool(exp: Any, problems: Any) -> Any:
+    """The problems of ``subset.tasks``, or all of ``problems`` without the field (``mode: evaluate``)."""
+    tasks = subset_tasks(exp, problems)
+    return problems if tasks is None else tasks
+
+
 def split_problems(exp: Any, problems: Any) -> tuple[Any, Any]:
     """``(search_pool, held_out)``: ``validation.size`` problems drawn (stratified) once by the seed and
-    kept out of the search; with ``validation.size`` null the held-out set is every problem."""
+    kept out of the search; with ``validation.size`` null the held-out set is every problem. With
+    ``subset.tasks`` the search pool keeps only the file's problems; the held-out set is drawn from the
+    whole benchmark all the same (so runs with and without the file validate on the same problems), and
+    a file's problems that were held out are not searched."""
     from neatpipe.bench import subset
 
+    tasks = subset_tasks(exp, problems)
     if exp.validation.size is None:
-        return problems, problems
+        return (problems if tasks is None else tasks), problems
     labels = difficulty_labels(exp)
     held = subset(
         problems,
@@ -301,7 +325,15 @@ def split_problems(exp: Any, problems: Any) -> tuple[Any, Any]:
         labels=labels,
     )
     chosen = set(held.task_ids)
-    pool = problems.select([t for t in problems.task_ids if t not in chosen])
+    searched = problems if tasks is None else tasks
+    pool = searched.select([t for t in searched.task_ids if t not in chosen])
+    if not len(pool):
+        problem = FieldProblem(
+            "subset.tasks",
+            f"every problem of {exp.subset.tasks} is among the {len(chosen)} held out for validation; "
+            "nothing is left to search (give more task ids or a smaller validation.size)",
+        )
+        raise ExperimentError([problem], exp.source)
     pool.options.update({"held_out": len(chosen)})
     return pool, held
 

@@ -118,8 +118,26 @@ def evaluate_designs(
     return results
 
 
-def designs_report(results: Sequence[DesignResult], benchmark: str, n_problems: int) -> dict[str, Any]:
-    """The content of ``evaluation.json``."""
+def designs_cross_tables(results: Sequence[DesignResult]) -> Any:
+    """The cross-configuration tables (:mod:`neatpipe.analysis.cross`) of two designs or more: problems
+    none solves, problems a solo design solves and another does not, consistency over repeats; None for
+    one design."""
+    if len(results) < 2:
+        return None
+    from neatpipe.analysis.cross import cross_tables
+    from neatpipe.analysis.iterations import neatpipe_sets_from_records
+
+    sets = neatpipe_sets_from_records(
+        (f"{r.design.label} / {t.task_id}", t.to_dict()) for r in results for t in r.trajectories
+    )
+    return cross_tables([sets[r.design.label] for r in results if r.design.label in sets])
+
+
+def designs_report(
+    results: Sequence[DesignResult], benchmark: str, n_problems: int, temperature: float | None = None
+) -> dict[str, Any]:
+    """The content of ``evaluation.json`` (``temperature``: the one every model node sampled at, None when
+    each genome kept its own)."""
     entries = []
     for r in results:
         entry = r.evaluation.to_dict()
@@ -128,14 +146,27 @@ def designs_report(results: Sequence[DesignResult], benchmark: str, n_problems: 
         entry["bootstrap_ci"] = list(r.ci) if r.ci else None
         entry["tables"] = {k: v.to_dict() for k, v in r.tables.items()}
         entries.append(entry)
-    return {"benchmark": benchmark, "problems": n_problems, "evaluations": entries}
+    report = {
+        "benchmark": benchmark,
+        "problems": n_problems,
+        "temperature": temperature,
+        "evaluations": entries,
+    }
+    cross = designs_cross_tables(results)
+    if cross is not None:
+        report["cross_configuration"] = cross.to_dict()
+    return report
 
 
 def render_designs(
-    results: Sequence[DesignResult], benchmark: str, n_problems: int, style: str = "text"
+    results: Sequence[DesignResult],
+    benchmark: str,
+    n_problems: int,
+    style: str = "text",
+    temperature: float | None = None,
 ) -> str:
     """pass@1 with spread, cost and the three tables of every design (plain text or Markdown)."""
-    from neatpipe.analysis.render import render
+    from neatpipe.analysis.render import render, render_cross
 
     parts = []
     for r in results:
@@ -148,7 +179,8 @@ def render_designs(
             head,
             "",
             f"pass@1 {ev.mean:.3f}{sd} over {ev.repeats} repeat(s) of {n_problems} {benchmark} problems{ci}; "
-            f"feedback: {ev.feedback}",
+            f"feedback: {ev.feedback}"
+            + ("" if temperature is None else f"; every model node sampled at temperature {temperature:g}"),
             "",
             f"fitness {ev.fitness:.3f} (penalty {ev.penalty:.3f}); cost: {ev.prompt_tokens:,} prompt + "
             f"{ev.completion_tokens:,} completion tokens, {ev.model_calls:,} model requests ({ev.cache_hits:,} "
@@ -158,6 +190,12 @@ def render_designs(
             if key in r.tables:
                 lines += ["", render(r.tables[key], style)]
         parts.append("\n".join(lines))
+    cross = designs_cross_tables(results)
+    if cross is not None:
+        head = f"Across the {len(results)} designs"
+        parts.append(
+            (f"== {head}" if style == "text" else f"### {head}") + "\n\n" + render_cross(cross, style)
+        )
     return "\n\n".join(parts)
 
 

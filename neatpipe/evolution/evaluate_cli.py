@@ -11,8 +11,6 @@ from typing import Any
 
 import yaml
 
-from neatpipe.errors import bounded, shown
-
 
 def _run_options(p: argparse.ArgumentParser) -> None:
     """The options ``evaluate`` and ``harvest`` share: the model pool, the cache, feedback and the seed."""
@@ -57,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--limit", type=int, metavar="N", help="N problems drawn by --seed (default: all)")
     which.add_argument("--subset", type=Path, metavar="FILE", help="task ids, one per line or a JSON list")
     p.add_argument("--repeats", type=int, default=1, metavar="K", help="evaluations with different seeds")
+    p.add_argument("--temperature", type=float, metavar="T",
+                   help="sample every model node at T (0: greedy) instead of each genome's own temperatures")  # fmt: skip
     p.add_argument(
         "--out", type=Path, metavar="DIR", help="write trajectories.jsonl and evaluation.json here"
     )
@@ -147,41 +147,10 @@ def _problems(args: argparse.Namespace) -> Any:
             raise CLIError(f"--limit must be between 1 and {len(problems)}, got {args.limit}")
         return SubsetSchedule(problems, args.limit, seed=args.seed).for_generation(0)  # as experiments draw
     if args.subset is not None:
-        ids = read_subset(args.subset)
-        known = set(problems.task_ids)
-        unknown = [t for t in ids if t not in known]
-        if unknown:
-            listed = ", ".join(bounded(t, 80) for t in unknown[:5])
-            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-            raise CLIError(
-                f"{args.subset}: unknown task ids for {args.benchmark}: {listed}{more} "
-                f"(ids look like {problems.task_ids[0]})"
-            )
-        return problems.select(ids)
+        from neatpipe.bench.subsets import read_task_ids, select_tasks
+
+        return select_tasks(problems, read_task_ids(args.subset), args.subset)
     return problems
-
-
-def read_subset(path: Path) -> list[str]:
-    """Task ids from a file: a JSON list of strings, or one id per line."""
-    from neatpipe.cli import CLIError
-    from neatpipe.io import read_text
-
-    text = read_text(path)
-    if text.lstrip().startswith("["):
-        try:
-            ids = json.loads(text)
-        except ValueError as exc:
-            raise CLIError(f"{path}: not a valid JSON list of task ids: {exc}") from None
-        bad = next((i for i, t in enumerate(ids) if not isinstance(t, str)), None)
-        if bad is not None:
-            raise CLIError(
-                f'{path}: item {bad} is {shown(ids[bad])}, not a task id string (e.g. "HumanEval/0")'
-            )
-    else:
-        ids = [t.strip() for t in text.splitlines() if t.strip()]
-    if not ids:
-        raise CLIError(f"{path}: no task ids (give a JSON list or one id per line)")
-    return ids
 
 
 def _harvest(args: argparse.Namespace) -> int:
@@ -207,6 +176,8 @@ def _harvest(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace, temperature: float | None = None) -> int:
+    import math
+
     from neatpipe.bench.limits import with_time_limits
     from neatpipe.cli import CLIError
     from neatpipe.evolution.build import close_all
@@ -227,6 +198,10 @@ def _evaluate(args: argparse.Namespace, temperature: float | None = None) -> int
 
     if args.repeats < 1:
         raise CLIError(f"--repeats must be at least 1, got {args.repeats}")
+    if temperature is None and args.temperature is not None:
+        if not math.isfinite(args.temperature) or not 0 <= args.temperature <= 2:
+            raise CLIError(f"--temperature must lie between 0 and 2, got {args.temperature}")
+        temperature = args.temperature
     designs = []
     if args.out is not None:
         check_output_dir(args.out)  # before the work, not after it
@@ -265,13 +240,13 @@ def _evaluate(args: argparse.Namespace, temperature: float | None = None) -> int
             results = evaluate_designs(evaluator, designs, list(problems), seed=args.seed)
         finally:
             close_all(models)
-    report = designs_report(results, args.benchmark, len(problems))
+    report = designs_report(results, args.benchmark, len(problems), temperature=temperature)
     if args.out is not None:
         write_design_files(args.out, results, report)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
-        print(render_designs(results, args.benchmark, len(problems)))
+        print(render_designs(results, args.benchmark, len(problems), temperature=temperature))
         if args.out is not None:
             print(
                 f"\nwrote {args.out / 'trajectories.jsonl'} and {args.out / 'evaluation.json'}",

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,7 @@ def run_evolution(
     held_out: Sequence[Any] = (),
     validate_top: int = 1,
     validate_repeats: int = 5,
+    validate_temperature: float | None = None,
     racing: Any = None,
     seed: int | None = 0,
     initial_genomes: Sequence[Any] = (),
@@ -145,6 +146,8 @@ def run_evolution(
     in the evaluator's result store, so a resumed run chooses what the uninterrupted run chose) are
     re-scored on ``held_out`` with ``validate_repeats`` repeats, with the ``baselines``
     (:class:`~neatpipe.evolution.designs.Design`) next to them; the champion is the best validated of them.
+    With ``validate_temperature`` every model node of champions and baselines samples at that temperature
+    in the validation (0: greedy) instead of the genome's own; the champion file keeps the evolved ones.
     """
     import neat
 
@@ -214,9 +217,13 @@ def run_evolution(
     candidates = _candidates(store, validate_top)
     validation: list[dict[str, Any]] = []
     if held_out and candidates:
-        validation = _validate(evaluator, candidates, held_out, validate_repeats, run_dir)
+        validation = _validate(
+            evaluator, candidates, held_out, validate_repeats, run_dir, validate_temperature
+        )
     if held_out and baselines:
-        validation += _validate_baselines(evaluator, baselines, held_out, validate_repeats)
+        validation += _validate_baselines(
+            evaluator, baselines, held_out, validate_repeats, validate_temperature
+        )
     if validation:
         write_json(run_dir / VALIDATION_FILE, validation)
     champion = _write_champion(run_dir, candidates, validation)
@@ -256,8 +263,9 @@ def _write_champion(
     row = next((v for v in validation if v.get("champion")), None)
     if row is not None:
         champion = next(g for g, _ in candidates if g.behaviour_hash() == row["hash"])
+        at = "" if row.get("temperature") is None else f" at temperature {row['temperature']:g}"
         description = (
-            f"champion: validated pass@1 {row['mean']:.4f} on {row['problems']} held-out problems x "
+            f"champion: validated pass@1 {row['mean']:.4f}{at} on {row['problems']} held-out problems x "
             f"{row['repeats']} repeats; search fitness {champion.fitness:.4f}"
         )
     else:
@@ -285,18 +293,23 @@ def _validate(
     held_out: Sequence[Any],
     repeats: int,
     run_dir: Path,
+    temperature: float | None = None,
 ) -> list[dict[str, Any]]:
     """Validation rows of the search's best genomes, the champion (best validated fitness; on a tie the
-    better search rank) first and marked ``champion``."""
+    better search rank) first and marked ``champion``. A row's ``hash`` is the searched genome's, also
+    when it was validated at ``temperature`` (then ``validated_hash`` names the genome that ran)."""
+    from neatpipe.evolution.designs import with_temperature
+
     search = {g.key: record for g, record in candidates}
+    validated = [(g, g if temperature is None else with_temperature(g, temperature)) for g, _ in candidates]
     with evaluator.collecting_runs() as runs:
         results = evaluator.validate_champions(
-            [(g.key, g) for g, _ in candidates], held_out, repeats, search=search
+            [(g.key, ran) for g, ran in validated], held_out, repeats, search=search
         )
-    rows = [
-        _validation_row(r.label, r.validated, r.search_fitness, r.search_pass_rate, r.inflation)
-        for r in results
-    ]
+    rows = []
+    for (g, _), r in zip(validated, results, strict=True):
+        row = _validation_row(r.label, r.validated, r.search_fitness, r.search_pass_rate, r.inflation)
+        rows.append(_at_temperature(row, temperature, g.behaviour_hash()))
     ranked = sorted(range(len(rows)), key=lambda i: (-rows[i]["validated_fitness"], i))
     rows = [rows[i] for i in ranked]
     rows[0]["champion"] = True
@@ -304,11 +317,11 @@ def _validate(
     if runs:
         from neatpipe.runtime.texts import store_texts
 
-        champion_hash = rows[0]["hash"]
+        champion_hash = rows[0].get("validated_hash", rows[0]["hash"])
         kept = [t for run in runs for t in run.trajectories if t.genome == champion_hash]
         store_texts(run_dir, kept)  # before the lines that name the texts
         write_jsonl_gz(run_dir / TRAJECTORIES_DIR / "validation.jsonl.gz", (t.to_dict() for t in kept))
-    return rows
+    return _label_temperature(rows, temperature)
 
 
 def _validation_row(
@@ -335,18 +348,49 @@ def _validation_row(
     }
 
 
-def _validate_baselines(
-    evaluator: Any, baselines: Sequence[Any], held_out: Sequence[Any], repeats: int
-) -> list[dict[str, Any]]:
-    """Fixed designs scored on the same held-out problems as the champions (no search fitness)."""
-    from neatpipe.evolution.designs import evaluate_designs
+def _at_temperature(row: dict[str, Any], temperature: float | None, searched_hash: str) -> dict[str, Any]:
+    """``row`` with the validation temperature (None: the genome's own) and, when a temperature replaced
+    the genome's own, its label saying so and ``hash`` naming the genome as it was searched or given."""
+    row["temperature"] = temperature
+    if temperature is not None:
+        row["validated_hash"] = row["hash"]
+        row["hash"] = searched_hash
+    return row
 
+
+def _label_temperature(rows: list[dict[str, Any]], temperature: float | None) -> list[dict[str, Any]]:
+    """Labels that say the rows ran at ``temperature`` (the genomes' own when None: labels unchanged)."""
+    if temperature is not None:
+        for row in rows:
+            row["label"] = f"{row['label']} at T={temperature:g}"
+    return rows
+
+
+def _validate_baselines(
+    evaluator: Any,
+    baselines: Sequence[Any],
+    held_out: Sequence[Any],
+    repeats: int,
+    temperature: float | None = None,
+) -> list[dict[str, Any]]:
+    """Fixed designs scored on the same held-out problems as the champions (no search fitness), at
+    ``temperature`` when one is given."""
+    import dataclasses
+
+    from neatpipe.evolution.designs import evaluate_designs, with_temperature
+
+    ran = [
+        d if temperature is None else dataclasses.replace(d, genome=with_temperature(d.genome, temperature))
+        for d in baselines
+    ]
     rows = []
-    for r in evaluate_designs(evaluator, baselines, list(held_out), repeats=repeats):
+    for d, r in zip(
+        baselines, evaluate_designs(evaluator, ran, list(held_out), repeats=repeats), strict=True
+    ):
         row = _validation_row(f"baseline: {r.design.label}", r.evaluation, None, None, None)
         row["baseline"] = True
-        rows.append(row)
-    return rows
+        rows.append(_at_temperature(row, temperature, d.genome.behaviour_hash()))
+    return _label_temperature(rows, temperature)
 
 
 def _write_summary(
@@ -506,6 +550,7 @@ def evolve(
             }
         # everything that can fail is built before a new run directory is made
         problems = build.load_problems(exp)
+        build.subset_tasks(exp, problems)  # a task id the benchmark lacks stops the run here
         initial = build.initial_genomes(exp) if exp.mode == "evolve" else []
         engine = stack.enter_context(build.engine(exp, options.get("engine")))
         sandbox = engine.sandbox
@@ -607,6 +652,7 @@ def _evolve_experiment(
             held_out=list(held_out) if exp.validation.champions else [],
             validate_top=max(exp.validation.champions, 1),
             validate_repeats=exp.validation.repeats,
+            validate_temperature=exp.validation.temperature,
             racing=build.racing(exp),
             seed=exp.seed,
             initial_genomes=initial,
@@ -627,20 +673,25 @@ def _evaluate_experiment(
         evaluate_designs,
         experiment_designs,
         render_designs,
+        with_temperature,
         write_design_files,
     )
     from neatpipe.evolution.runlog import EVALUATIONS_FILE
     from neatpipe.evolution.store import ResultStore
 
-    problems = list(build.search_subset(exp, problems, 0))
+    problems = list(build.search_subset(exp, build.search_pool(exp, problems), 0))
     designs = experiment_designs(exp)
+    if exp.validation.temperature is not None:
+        designs = [replace(d, genome=with_temperature(d.genome, exp.validation.temperature)) for d in designs]
     with ResultStore(run_dir / EVALUATIONS_FILE) as store:
         evaluator = build.evaluator(exp, models, sandbox, store, exp.evaluate.repeats)
         results = evaluate_designs(evaluator, designs, problems, seed=exp.seed)
-    report = designs_report(results, exp.benchmark.name, len(problems))
+    temperature = exp.validation.temperature
+    report = designs_report(results, exp.benchmark.name, len(problems), temperature=temperature)
     write_design_files(run_dir, results, report)
     if reporter_stream is not None:
-        reporter_stream.write(render_designs(results, exp.benchmark.name, len(problems)) + "\n")
+        text = render_designs(results, exp.benchmark.name, len(problems), temperature=temperature)
+        reporter_stream.write(text + "\n")
     summary = {
         "experiment": exp.name,
         "description": exp.description,
@@ -649,6 +700,7 @@ def _evaluate_experiment(
         "benchmark": exp.benchmark.name,
         "problems": len(problems),
         "repeats": exp.evaluate.repeats,
+        "temperature": temperature,
         "feedback": results[0].evaluation.feedback if results else exp.feedback,
         "synthetic": any(r.evaluation.synthetic for r in results),
         "models": {m.name: m.spec.to_string() for m in exp.models},

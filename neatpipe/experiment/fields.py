@@ -279,6 +279,23 @@ def _path_parser(must_exist: bool, kind: str = "file") -> Callable[[Any, str, _C
     return parse
 
 
+def _task_ids_file(value: Any, path: str, ctx: _Ctx) -> str | None:
+    """A file of task ids, resolved and read (its ids are checked against the benchmark when a run loads
+    the problems)."""
+    from neatpipe.bench.subsets import SubsetFileError, read_task_ids
+    from neatpipe.io import FileError
+
+    resolved = _path_parser(True)(value, path, ctx)
+    if resolved is None:
+        return None
+    try:
+        read_task_ids(resolved)
+    except (SubsetFileError, FileError) as exc:
+        ctx.add(path, str(exc))
+        raise _Invalid from None
+    return resolved
+
+
 def parse_duration(value: Any) -> float | None:
     """Seconds from a number or a string like ``90``, ``90s``, ``30m``, ``2h``, ``1d``; None stays None."""
     if value is None:

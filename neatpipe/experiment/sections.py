@@ -38,6 +38,7 @@ from neatpipe.experiment.fields import (
     _positive,
     _raise_if,
     _suggest,
+    _task_ids_file,
 )
 from neatpipe.genome.errors import ConfigError
 from neatpipe.genome.prompts import PROMPT_POOLS
@@ -106,9 +107,18 @@ class SubsetPolicy:
         None, "a JSON or YAML file mapping task id to a difficulty label", parse=_path_parser(True)
     )
     seed: int | None = _f(None, "seed of the draw; null resolves to the experiment's seed")
+    tasks: str | None = _f(
+        None,
+        "a file of task ids (a JSON list or one per line): the search draws only from these problems",
+        parse=_task_ids_file,
+    )
 
     def __post_init__(self) -> None:
         _raise_if(_check_fields(self))
+
+
+def _temperature(v: Any) -> str | None:
+    return None if 0.0 <= v <= 2.0 else f"must lie between 0 and 2, got {shown(v)}"
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,12 @@ class ValidationSettings:
     )
     repeats: int = _f(5, "evaluations per validated genome (different sampling seeds)", check=_at_least(1))
     champions: int = _f(3, "how many of the best genomes are validated; 0: none", check=_at_least(0))
+    temperature: float | None = _f(
+        None,
+        "sampling temperature of every model node when champions and baselines are validated (mode "
+        "evaluate: when the designs are scored); 0: greedy; null: each genome's own",
+        check=_temperature,
+    )
 
     def __post_init__(self) -> None:
         _raise_if(_check_fields(self))
