@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from neatpipe.errors import bounded, shown
+from neatpipe.vocab import BENCHMARKS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,10 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "genomes", nargs="+", type=Path, metavar="GENOME", help="genome files (YAML, JSON, GraphML)"
     )
-    p.add_argument("--benchmark", choices=("humaneval", "mbpp"), default="humaneval")
+    p.add_argument("--benchmark", choices=BENCHMARKS, default="humaneval")
     p.add_argument(
         "--mbpp", type=Path, metavar="PATH", help="sanitized-mbpp.json (default: data dir or cache)"
     )
+    p.add_argument("--data", type=Path, metavar="PATH",
+                   help="humaneval+ / mbpp+: the EvalPlus release file (default: data dir or cache)")  # fmt: skip
     p.add_argument(
         "--split", default="test", help="MBPP split: test (default), validation, train, prompt, all"
     )
@@ -143,11 +146,16 @@ def _mbpp_splits(mbpp: Path | None, splits: str) -> Any:
 
 
 def _problems(args: argparse.Namespace) -> Any:
-    from neatpipe.bench import BenchmarkDataError, SubsetSchedule, load_humaneval
+    from neatpipe.bench import BenchmarkDataError, SubsetSchedule, load_benchmark, load_humaneval
     from neatpipe.cli import CLIError
 
     try:
-        problems = load_humaneval() if args.benchmark == "humaneval" else _mbpp_splits(args.mbpp, args.split)
+        if args.benchmark in ("humaneval+", "mbpp+"):
+            problems = load_benchmark(args.benchmark, getattr(args, "data", None))
+        else:
+            problems = (
+                load_humaneval() if args.benchmark == "humaneval" else _mbpp_splits(args.mbpp, args.split)
+            )
     except (BenchmarkDataError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     if args.limit is not None:
