@@ -82,12 +82,13 @@ class BenchmarkSettings:
 
     def _rules(self) -> list[FieldProblem]:
         out = []
-        if self.name != "mbpp" and self.split != "all":
-            out.append(FieldProblem("split", f"{self.name} has one split, all; got {shown(self.split)}"))
-        if self.name != "mbpp" and self.visible_tests is not None:
+        shown_name = {"humaneval": "HumanEval", "humaneval+": "HumanEval+", "mbpp+": "MBPP+"}.get(self.name)
+        if shown_name and self.split != "all":
+            out.append(FieldProblem("split", f"{shown_name} has one split, all; got {shown(self.split)}"))
+        if shown_name and self.visible_tests is not None:
             out.append(
                 FieldProblem(
-                    "visible_tests", f"only for mbpp ({self.name} shows the examples of its prompts)"
+                    "visible_tests", f"only for mbpp ({shown_name} shows the examples of its prompts)"
                 )
             )
         return out
