@@ -10,8 +10,9 @@ This module is a leaf: it imports nothing of neatpipe.
 
 from __future__ import annotations
 
-#: The benchmarks neatpipe loads: HumanEval (bundled) and sanitized MBPP.
-BENCHMARKS: tuple[str, ...] = ("humaneval", "mbpp")
+#: The benchmarks neatpipe loads: HumanEval (bundled), sanitized MBPP, and their EvalPlus versions
+#: HumanEval+ and MBPP+ (more test inputs; base and plus pass rates reported side by side).
+BENCHMARKS: tuple[str, ...] = ("humaneval", "mbpp", "humaneval+", "mbpp+")
 
 #: Which tests feed an executor's feedback to the refiner: ``visible``, the example tests a model may
 #: see (from the prompt's docstring or MBPP's shown asserts), or ``hidden``, the benchmark's own

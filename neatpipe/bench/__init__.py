@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time each name loads 
     from neatpipe.bench.humaneval import BenchmarkDataError, load_humaneval
     from neatpipe.bench.mbpp import SPLITS as MBPP_SPLITS
     from neatpipe.bench.mbpp import load_mbpp, resolve_mbpp_path
+    from neatpipe.bench.plus import load_plus
     from neatpipe.bench.problem import Problem, ProblemSet
     from neatpipe.bench.subsets import SubsetSchedule, subset
 
@@ -37,6 +38,7 @@ __getattr__, __dir__ = lazy_exports(
         "load_humaneval": ("neatpipe.bench.humaneval", "load_humaneval"),
         "MBPP_SPLITS": ("neatpipe.bench.mbpp", "SPLITS"),
         "load_mbpp": ("neatpipe.bench.mbpp", "load_mbpp"),
+        "load_plus": ("neatpipe.bench.plus", "load_plus"),
         "resolve_mbpp_path": ("neatpipe.bench.mbpp", "resolve_mbpp_path"),
         "Problem": ("neatpipe.bench.problem", "Problem"),
         "ProblemSet": ("neatpipe.bench.problem", "ProblemSet"),
@@ -48,9 +50,11 @@ __getattr__, __dir__ = lazy_exports(
 
 
 def load_benchmark(name: str, path: str | Path | None = None, **options) -> ProblemSet:
-    """``humaneval`` or ``mbpp`` (options: ``split``, ``visible``, ``download``)."""
+    """``humaneval``, ``mbpp`` (options: ``split``, ``visible``, ``download``), ``humaneval+`` or
+    ``mbpp+`` (options: ``download``; the EvalPlus release files)."""
     from neatpipe.bench.humaneval import load_humaneval
     from neatpipe.bench.mbpp import load_mbpp
+    from neatpipe.bench.plus import RELEASES, load_plus
 
     if name == "humaneval":
         if options:
@@ -58,6 +62,11 @@ def load_benchmark(name: str, path: str | Path | None = None, **options) -> Prob
         return load_humaneval(path)
     if name == "mbpp":
         return load_mbpp(path, **options)
+    if name in RELEASES:
+        split = options.pop("split", "all")
+        if split != "all":
+            raise ValueError(f"{name} has one split, all; got {split!r}")
+        return load_plus(name, path, **options)
     raise ValueError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")
 
 
@@ -76,6 +85,7 @@ __all__ = [
     "load_benchmark",
     "load_humaneval",
     "load_mbpp",
+    "load_plus",
     "reference_answer",
     "resolve_mbpp_path",
     "strip_reasoning",

@@ -23,7 +23,7 @@ from neatpipe.bench.problem import Problem
 from neatpipe.sandbox.program import Program, TestCase
 
 STYLES = ("auto", "completion", "chat")
-TEST_SETS = ("hidden", "visible")
+TEST_SETS = ("hidden", "visible", "plus")
 
 
 def detect_style(code: str, entry_point: str) -> str:
@@ -53,16 +53,22 @@ def candidate_code(problem: Problem, answer: str, style: str = "auto", extract: 
 
 
 def harness_for(problem: Problem, tests: str) -> tuple[str, tuple[str, ...]]:
-    """The trusted setup code and the test lines for ``tests`` (``hidden`` or ``visible``)."""
+    """The trusted setup code and the test lines for ``tests`` (``hidden``, ``visible`` or ``plus``:
+    the hidden tests with the extra inputs of HumanEval+ / MBPP+)."""
     if tests not in TEST_SETS:
         raise ValueError(f"unknown test set {tests!r}; choose one of {', '.join(TEST_SETS)}")
     parts = [problem.context]
     if tests == "hidden":
         parts.append(problem.test_setup)
         lines = problem.hidden_tests
+    elif tests == "plus":
+        if not problem.plus_tests:
+            raise ValueError(f"{problem.task_id} has no plus tests (only HumanEval+ and MBPP+ problems do)")
+        parts += [problem.test_setup, problem.plus_setup]
+        lines = problem.plus_tests
     else:
         # visible asserts are self-contained; MBPP's may use its test imports, float checks use math
-        parts += ["import math", problem.test_setup if problem.benchmark != "humaneval" else ""]
+        parts += ["import math", problem.test_setup if problem.benchmark == "mbpp" else ""]
         lines = problem.visible_tests
     return "\n\n".join(p for p in parts if p), lines
 
@@ -96,7 +102,7 @@ def reference_answer(problem: Problem, style: str) -> str:
     HumanEval chat style is the reference body under the prompt's ``def`` line, without the prompt's
     other lines (imports, helpers), so assembly must add them back for it to pass.
     """
-    if problem.benchmark == "humaneval":
+    if problem.prompt_is_code:  # HumanEval and HumanEval+: the reference is a body under the prompt
         body = problem.meta["canonical_solution"]
         return body if style == "completion" else problem.signature + body
     return problem.reference_solution  # MBPP's prompt has no code to continue: both styles are whole programs

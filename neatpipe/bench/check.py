@@ -2,7 +2,9 @@
 
 ``check_references`` proves the benchmark plumbing: every reference solution, written as a model would
 answer in either style, must pass. ``check_samples`` scores a JSONL file of model answers
-(``{"task_id": ..., "completion": ...}`` per line, completion in either style).
+(``{"task_id": ..., "completion": ...}`` per line, completion in either style). On HumanEval+ and
+MBPP+ every answer runs twice, on the base inputs and on base plus the added inputs, and the report
+gives both pass counts.
 """
 
 from __future__ import annotations
@@ -23,10 +25,19 @@ from neatpipe.sandbox.program import ExecResult
 @dataclass(frozen=True)
 class SampleResult:
     task_id: str
-    result: ExecResult
+    result: ExecResult  # on the hidden tests (HumanEval+ / MBPP+: the base inputs)
+    plus: ExecResult | None = None  # HumanEval+ / MBPP+: on base and plus inputs
 
     def to_dict(self) -> dict[str, Any]:
         r = self.result
+        extra: dict[str, Any] = {}
+        if self.plus is not None:
+            extra = {
+                "plus_passed": self.plus.passed,
+                "plus_status": self.plus.status.value,
+                "plus_failing_test": self.plus.failing_test,
+                "plus_message": self.plus.message,
+            }
         return {
             "task_id": self.task_id,
             "passed": r.passed,
@@ -38,6 +49,7 @@ class SampleResult:
             "cpu_s": r.extra.get("cpu_s"),
             "cpu_limit_s": r.cpu_limit_s,
             "wall_limit_s": r.wall_limit_s,
+            **extra,
         }
 
 
@@ -60,12 +72,35 @@ class CheckReport:
     def failures(self) -> list[SampleResult]:
         return [s for s in self.results if not s.result.passed]
 
+    @property
+    def plus_passed(self) -> int | None:
+        """How many passed base and plus inputs (None for a benchmark without plus tests)."""
+        if not self.results or any(s.plus is None for s in self.results):
+            return None
+        return sum(bool(s.plus and s.plus.passed) for s in self.results)
+
+    @property
+    def plus_failures(self) -> list[SampleResult]:
+        """Answers that pass the base inputs and fail the plus ones."""
+        return [s for s in self.results if s.result.passed and s.plus is not None and not s.plus.passed]
+
+    @property
+    def all_passed(self) -> bool:
+        return self.passed == self.total and self.plus_passed in (None, self.total)
+
     def to_dict(self) -> dict[str, Any]:
+        plus = {}
+        if self.plus_passed is not None:
+            plus = {
+                "plus_passed": self.plus_passed,
+                "plus_failures": [s.to_dict() for s in self.plus_failures],
+            }
         return {
             "benchmark": self.benchmark,
             "checked": self.what,
             "passed": self.passed,
             "total": self.total,
+            **plus,
             "failures": [s.to_dict() for s in self.failures],
             "results": [s.to_dict() for s in self.results],
             "options": self.options,
@@ -118,8 +153,14 @@ def _run(
 ) -> tuple[SampleResult, ...]:
     pairs = list(answers)
     programs = [assemble(problems[t], a, style=style) for t, a in pairs]
-    results = sandbox.run_many(programs, progress=progress)
-    return tuple(SampleResult(t, r) for (t, _), r in zip(pairs, results, strict=True))
+    plus = [i for i, (t, _) in enumerate(pairs) if problems[t].plus_tests]
+    programs += [assemble(problems[pairs[i][0]], pairs[i][1], tests="plus", style=style) for i in plus]
+    results = list(sandbox.run_many(programs, progress=progress))  # base and plus runs in one batch
+    plus_results: dict[int, ExecResult] = dict(zip(plus, results[len(pairs) :], strict=True))
+    return tuple(
+        SampleResult(t, r, plus_results.get(i))
+        for i, ((t, _), r) in enumerate(zip(pairs, results[: len(pairs)], strict=True))
+    )
 
 
 def check_references(problems: ProblemSet, style: str, sandbox, progress=None) -> CheckReport:

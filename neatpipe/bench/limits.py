@@ -74,6 +74,8 @@ def problem_key(problem: Problem) -> str:
     """What a measured cost belongs to: the problem's identity and everything the reference runs."""
     parts = [problem.benchmark, problem.task_id, problem.reference_solution, problem.context,
              problem.test_setup, list(problem.hidden_tests)]  # fmt: skip
+    if problem.plus_tests:  # HumanEval+ / MBPP+: the plus inputs are measured too
+        parts += [problem.plus_setup, list(problem.plus_tests)]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
@@ -117,8 +119,16 @@ class ReferenceCosts:
 
     def _measure(self, problems: list[Problem], sandbox: Any) -> dict[str, dict[str, Any]]:
         limit = TimeLimitPolicy().ceiling_s
+        # the largest test set a problem has: HumanEval+ / MBPP+ limits cover base and plus inputs, as
+        # one limit serves both runs (the reference runs as candidate and as the oracle: twice its cost)
         programs: list[Program] = [
-            assemble(p, reference_answer(p, "chat"), tests="hidden", extract=False, timeout_s=limit)
+            assemble(
+                p,
+                reference_answer(p, "chat"),
+                tests="plus" if p.plus_tests else "hidden",
+                extract=False,
+                timeout_s=limit,
+            )  # fmt: skip
             for p in problems
         ]
         results: list[ExecResult] = list(sandbox.run_many(programs))

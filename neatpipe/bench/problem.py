@@ -30,11 +30,15 @@ class Problem:
     time_limit_s: float = 6.0
     difficulty: str | None = None
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # HumanEval+ / MBPP+: the ``plus`` test set, run after ``test_setup`` and ``plus_setup`` (the extra
+    # inputs); it holds the base checks too, so passing it means passing base and plus, as EvalPlus scores
+    plus_tests: tuple[str, ...] = ()
+    plus_setup: str = ""
 
     @property
     def task_text(self) -> str:
         """The task as a model is shown it: HumanEval's prompt, MBPP's description with its visible asserts."""
-        if self.benchmark == "humaneval":
+        if self.prompt_is_code:
             return self.prompt
         tests = "\n".join(self.visible_tests)
         noun = "test" if len(self.visible_tests) == 1 else "tests"

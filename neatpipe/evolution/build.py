@@ -263,6 +263,10 @@ def load_problems(exp: Any) -> Any:
     b = exp.benchmark
     if b.name == "humaneval":
         return load_humaneval(b.path)
+    if b.name in ("humaneval+", "mbpp+"):  # the EvalPlus release files: one split, the prompt's examples
+        from neatpipe.bench import load_benchmark
+
+        return load_benchmark(b.name, b.path)
     return load_mbpp(b.path, split=b.split, visible=b.visible_tests or "first")
 
 

@@ -33,6 +33,11 @@ class DesignResult:
     trajectories: list[Any]  # neatpipe.runtime.Trajectory, labelled with the design's label
     ci: tuple[float, float] | None = None
     tables: dict[str, Any] = field(default_factory=dict)
+    plus: list[float] | None = None  # HumanEval+ / MBPP+: pass@1 on base and plus inputs, per repeat
+
+    @property
+    def plus_mean(self) -> float | None:
+        return None if not self.plus else sum(self.plus) / len(self.plus)
 
 
 def with_models(genome: Any, mapping: Mapping[str, str]) -> Any:
@@ -102,8 +107,13 @@ def evaluate_designs(
     )
     for r in results:
         by_repeat: dict[int, list[bool]] = {}
+        plus_by_repeat: dict[int, list[bool]] = {}
         for t in r.trajectories:
             by_repeat.setdefault(t.repeat, []).append(bool(t.passed))
+            if t.plus_passed is not None:
+                plus_by_repeat.setdefault(t.repeat, []).append(bool(t.plus_passed))
+        if plus_by_repeat:
+            r.plus = [sum(v) / len(v) for _, v in sorted(plus_by_repeat.items())]
         if by_repeat:
             outcomes = [by_repeat[k] for k in sorted(by_repeat)]
             ci = bootstrap_pass_at_1(outcomes if len(outcomes) > 1 else outcomes[0], seed=seed)
@@ -145,6 +155,8 @@ def designs_report(
         entry["file"] = r.design.source
         entry["bootstrap_ci"] = list(r.ci) if r.ci else None
         entry["tables"] = {k: v.to_dict() for k, v in r.tables.items()}
+        if r.plus is not None:  # base (the hidden tests, ``mean``) and plus side by side
+            entry["plus"] = {"mean": r.plus_mean, "per_repeat": r.plus, "base_mean": r.evaluation.mean}
         entries.append(entry)
     report = {
         "benchmark": benchmark,
@@ -181,6 +193,13 @@ def render_designs(
             f"pass@1 {ev.mean:.3f}{sd} over {ev.repeats} repeat(s) of {n_problems} {benchmark} problems{ci}; "
             f"feedback: {ev.feedback}"
             + ("" if temperature is None else f"; every model node sampled at temperature {temperature:g}"),
+            *(
+                [
+                    f"base pass@1 {ev.mean:.3f} | plus pass@1 {r.plus_mean:.3f} (base and plus inputs, as EvalPlus scores)"
+                ]
+                if r.plus_mean is not None
+                else []
+            ),
             "",
             f"fitness {ev.fitness:.3f} (penalty {ev.penalty:.3f}); cost: {ev.prompt_tokens:,} prompt + "
             f"{ev.completion_tokens:,} completion tokens, {ev.model_calls:,} model requests ({ev.cache_hits:,} "

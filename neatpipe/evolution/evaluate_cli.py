@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from neatpipe.vocab import BENCHMARKS
+
 
 def _run_options(p: argparse.ArgumentParser) -> None:
     """The options ``evaluate`` and ``harvest`` share: the model pool, the cache, feedback and the seed."""
@@ -47,7 +49,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "genomes", nargs="+", type=Path, metavar="GENOME", help="genome files (YAML, JSON, GraphML)"
     )
-    p.add_argument("--benchmark", choices=("humaneval", "mbpp"), default="humaneval")
+    p.add_argument("--benchmark", choices=BENCHMARKS, default="humaneval")
+    p.add_argument(
+        "--data",
+        type=Path,
+        metavar="PATH",
+        help="humaneval+ / mbpp+: the EvalPlus release file (default: data dir or cache)",
+    )
     p.add_argument(
         "--split", default="test", help="MBPP split: test (default), validation, train, prompt, all"
     )
@@ -86,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     h.add_argument("--limit", type=int, metavar="N", help="N problems drawn by --seed (default: all)")
     _run_options(h)
-    h.set_defaults(func=_harvest, benchmark="mbpp", subset=None)
+    h.set_defaults(func=_harvest, benchmark="mbpp", subset=None, data=None)
 
 
 def read_model_pool(path: Path | None, pairs: list[str]) -> dict[str, Any]:
@@ -135,11 +143,16 @@ def _mbpp_splits(mbpp: Path | None, splits: str) -> Any:
 
 
 def _problems(args: argparse.Namespace) -> Any:
-    from neatpipe.bench import BenchmarkDataError, SubsetSchedule, load_humaneval
+    from neatpipe.bench import BenchmarkDataError, SubsetSchedule, load_benchmark, load_humaneval
     from neatpipe.cli import CLIError
 
     try:
-        problems = load_humaneval() if args.benchmark == "humaneval" else _mbpp_splits(args.mbpp, args.split)
+        if args.benchmark in ("humaneval+", "mbpp+"):
+            problems = load_benchmark(args.benchmark, getattr(args, "data", None))
+        else:
+            problems = (
+                load_humaneval() if args.benchmark == "humaneval" else _mbpp_splits(args.mbpp, args.split)
+            )
     except (BenchmarkDataError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     if args.limit is not None:

@@ -26,7 +26,12 @@ SPLITS = ("all", "test", "validation", "train", "prompt")  # MBPP's upstream spl
 SUBSET_POLICIES = ("fixed", "rotating")
 SPECIES_FITNESS = ("max", "mean", "min", "median")
 #: Problems per benchmark and split where the count is known without reading the data.
-KNOWN_SIZES = {("humaneval", "all"): 164, ("mbpp", "all"): 427}
+KNOWN_SIZES = {
+    ("humaneval", "all"): 164,
+    ("mbpp", "all"): 427,
+    ("humaneval+", "all"): 164,
+    ("mbpp+", "all"): 378,
+}
 #: ``genome:`` keys that come from other sections (``models`` and ``prompts``) instead.
 DERIVED_GENOME_FIELDS = ("models", "generator_prompts", "analyzer_prompts", "refiner_prompts")
 _SPEC_EXAMPLES = "hf:Qwen/Qwen2.5-Coder-1.5B-Instruct, ollama:qwen2.5-coder:1.5b, synthetic:coder-1.5b"

@@ -57,7 +57,11 @@ from neatpipe.vocab import BENCHMARKS, PENALTY_KINDS, VISIBLE_POLICIES
 class BenchmarkSettings:
     """Which problems: the benchmark, its split, and which tests a model may see."""
 
-    name: str = _f("humaneval", "humaneval or mbpp (sanitized, 427 problems)", choices=BENCHMARKS)
+    name: str = _f(
+        "humaneval",
+        "humaneval, mbpp (sanitized, 427 problems), or their EvalPlus versions humaneval+ and mbpp+",
+        choices=BENCHMARKS,
+    )
     split: str = _f(
         "all", "MBPP's upstream split: all, test, validation, train, prompt; HumanEval: all", choices=SPLITS
     )
@@ -79,11 +83,14 @@ class BenchmarkSettings:
 
     def _rules(self) -> list[FieldProblem]:
         out = []
-        if self.name == "humaneval" and self.split != "all":
-            out.append(FieldProblem("split", f"HumanEval has one split, all; got {shown(self.split)}"))
-        if self.name == "humaneval" and self.visible_tests is not None:
+        shown_name = {"humaneval": "HumanEval", "humaneval+": "HumanEval+", "mbpp+": "MBPP+"}.get(self.name)
+        if shown_name and self.split != "all":
+            out.append(FieldProblem("split", f"{shown_name} has one split, all; got {shown(self.split)}"))
+        if shown_name and self.visible_tests is not None:
             out.append(
-                FieldProblem("visible_tests", "only for mbpp (HumanEval shows its docstring examples)")
+                FieldProblem(
+                    "visible_tests", f"only for mbpp ({shown_name} shows the examples of its prompts)"
+                )
             )
         return out
 

@@ -584,6 +584,8 @@ class _Runner:
             codes += [c for st in self.stages[i] for c in st.codes]
             codes.append(self.cands[self.plan.output][i])
             items += [(i, c, "hidden", p.time_limit_s) for c in dict.fromkeys(codes)]
+            if p.plus_tests:  # HumanEval+ / MBPP+: the final candidate on base and plus inputs too
+                items.append((i, self.cands[self.plan.output][i], "plus", p.time_limit_s))
         yield from self.execute("hidden tests", "output", "score", 0, items)
 
     def hidden(self, i: int, code: str) -> ExecResult:
@@ -641,6 +643,9 @@ class _Runner:
                     task_id=p.task_id,
                     benchmark=p.benchmark,
                     passed=h.passed,
+                    plus_passed=self.memo[(i, "plus", p.time_limit_s, final_code)].passed
+                    if p.plus_tests
+                    else None,
                     final=FinalResult(
                         final_code, h.status.value, result_error_type(h), h.failing_test, h.cpu_limit_s
                     ),

@@ -180,6 +180,7 @@ class Trajectory:
     models: Mapping[str, str] = field(default_factory=dict)
     model_ids: Mapping[str, str] = field(default_factory=dict)
     texts: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    plus_passed: bool | None = None  # HumanEval+ / MBPP+: the final candidate on base and plus inputs
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of one line (keys in the documented order)."""
@@ -196,6 +197,7 @@ class Trajectory:
             "models": dict(self.models),
             **({"model_ids": dict(self.model_ids)} if self.model_ids else {}),
             "passed": self.passed,
+            **({"plus_passed": self.plus_passed} if self.plus_passed is not None else {}),
             "final": _plain(self.final),
             "steps": [_step_dict(s) for s in self.steps],
             "stages": [
@@ -258,6 +260,7 @@ class Trajectory:
             duration_s=d.get("duration_s", float),
             models=dict(models),
             model_ids=dict(model_ids),
+            plus_passed=d.get("plus_passed", bool, optional=True),
         )
 
 

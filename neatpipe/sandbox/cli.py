@@ -50,7 +50,10 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
             "machine and cached), unless --time-limit fixes one. Exit status 0 when everything passed."
         ),
     )
-    parser.add_argument("--benchmark", choices=("humaneval", "mbpp"), required=True)
+    from neatpipe.vocab import BENCHMARKS
+
+    parser.add_argument("--benchmark", choices=BENCHMARKS, required=True,
+                        help="humaneval+ and mbpp+ report base and plus pass counts side by side")  # fmt: skip
     parser.add_argument("--style", choices=("completion", "chat"), default=None,
                         help="answer style of the references (default: both, one after the other); "
                         "with --samples it fixes the style instead of detecting it per answer")  # fmt: skip
@@ -58,6 +61,9 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
                         help="model answers to check instead of the references")  # fmt: skip
     parser.add_argument("--mbpp", type=Path, default=None, metavar="PATH",
                         help="sanitized-mbpp.json (default: $NEATPIPE_DATA_DIR or the user cache)")  # fmt: skip
+    parser.add_argument("--data", type=Path, default=None, metavar="PATH",
+                        help="humaneval+ / mbpp+: the EvalPlus release file, e.g. MbppPlus-v0.2.0.jsonl.gz "
+                        "(default: $NEATPIPE_DATA_DIR or the user cache)")  # fmt: skip
     parser.add_argument("--time-limit", type=float, default=None, metavar="S",
                         help="one CPU-time limit for every problem instead of the derived ones")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -108,12 +114,13 @@ def _check(args: argparse.Namespace) -> int:
 
     if args.mbpp is not None and args.benchmark != "mbpp":
         raise CLIError("--mbpp is only used with --benchmark mbpp")
+    if args.data is not None and not args.benchmark.endswith("+"):
+        raise CLIError("--data is only used with --benchmark humaneval+ or mbpp+")
     if args.time_limit is not None and not args.time_limit > 0:
         raise CLIError(f"--time-limit must be positive, got {args.time_limit}")
     try:
-        problems = (
-            load_benchmark("mbpp", args.mbpp) if args.benchmark == "mbpp" else load_benchmark("humaneval")
-        )
+        path = {"mbpp": args.mbpp, "humaneval": None}.get(args.benchmark, args.data)
+        problems = load_benchmark(args.benchmark, path)
     except (BenchmarkDataError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     reports = []
@@ -137,18 +144,26 @@ def _check(args: argparse.Namespace) -> int:
     else:
         for report in reports:
             print(format_report(report.to_dict()))
-    return 0 if all(r.passed == r.total for r in reports) else 1
+    return 0 if all(r.all_passed for r in reports) else 1
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """passed/total of a check and one line per failure (the ``CheckReport.to_dict()`` form)."""
-    lines = [f"{report['benchmark']}, {report['checked']}: {report['passed']}/{report['total']} passed"]
-    for f in report["failures"]:
-        what = f["status"] + (f" ({f['error_type']})" if f.get("error_type") else "")
-        detail = f": {f['message']}" if f.get("message") else ""
-        lines.append(f"  FAIL {f['task_id']}: {what}{detail}")
-        if f.get("failing_test"):
-            lines.append(f"       failing test: {f['failing_test']}")
+    """passed/total of a check (base and plus side by side for HumanEval+ / MBPP+) and one line per
+    failure (the ``CheckReport.to_dict()`` form)."""
+    n = report["total"]
+    if "plus_passed" in report:
+        counts = f"base {report['passed']}/{n} passed, plus {report['plus_passed']}/{n} passed"
+    else:
+        counts = f"{report['passed']}/{n} passed"
+    lines = [f"{report['benchmark']}, {report['checked']}: {counts}"]
+    failed = [("FAIL", f, "") for f in report["failures"]]
+    failed += [("FAIL plus", f, "plus_") for f in report.get("plus_failures", ())]
+    for tag, f, key in failed:
+        what = f[f"{key}status"] + (f" ({f['error_type']})" if not key and f.get("error_type") else "")
+        message = f.get(f"{key}message")
+        lines.append(f"  {tag} {f['task_id']}: {what}" + (f": {message}" if message else ""))
+        if f.get(f"{key}failing_test"):
+            lines.append(f"       failing test: {f[f'{key}failing_test']}")
     return "\n".join(lines)
 
 

@@ -142,6 +142,19 @@ class _Need:
     fault: Fault | None = None
 
 
+def _plus_sets() -> list[ProblemSet]:
+    """HumanEval+ and MBPP+ where their release files are already on this machine (never downloaded)."""
+    from neatpipe.bench.plus import RELEASES, load_plus
+
+    sets = []
+    for name in RELEASES:
+        try:
+            sets.append(load_plus(name, download=False))
+        except BenchmarkDataError:
+            pass  # their requests then get the labelled non-answer
+    return sets
+
+
 class SyntheticCoder(Backend):
     """A clearly labelled stand-in for a small code model, answering the pipeline's messages offline.
 
@@ -187,7 +200,7 @@ class SyntheticCoder(Backend):
                 sets.append(load_mbpp(download=False))
             except BenchmarkDataError:
                 pass  # MBPP requests then get the labelled non-answer
-            return tuple(sets)
+            return (*sets, *_plus_sets())
         if isinstance(problems, ProblemSet):
             return (problems,)
         sets = tuple(problems)
@@ -236,6 +249,7 @@ class SyntheticCoder(Backend):
                 sets.append(load_mbpp(download=False))
             except BenchmarkDataError:
                 pass
+        sets += _plus_sets()
         if checker is None:
             try:
                 checker = FaultChecker(runner, timeout_s=timeout)
