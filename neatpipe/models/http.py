@@ -223,7 +223,7 @@ class HttpClient:
             except httpx.TimeoutException:
                 # sent, perhaps being worked on: a second copy would only queue behind the first
                 raise BackendTimeoutError(
-                    f"{self.server} at {url} gave no complete answer within {policy.timeout_s:g} s "
+                    f"{self.server} at {url} timed out: no complete answer within {policy.timeout_s:g} s "
                     f"(attempt {attempt + 1} of {attempts}); the request was not sent again, since the "
                     f"server may still be working on it: raise timeout_s, lower concurrency, or check "
                     f"that the server is not overloaded"
