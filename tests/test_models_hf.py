@@ -211,11 +211,26 @@ def test_offline_missing_model_says_what_to_download(monkeypatch, tmp_path):
         "revision v2",
         str(tmp_path / "hub"),
         "HF_HUB_OFFLINE=1",
-        "hf download nobody/missing-coder --revision v2",
-        "huggingface-cli download",
+        "hf download nobody/missing-coder --revision v2",  # the command huggingface_hub 2.x installs
         "hf:/path/to/folder",
     ):
         assert part in message
+    assert "huggingface-cli" not in message  # gone from huggingface_hub since 1.0
+
+
+def test_the_download_command_is_the_one_huggingface_hub_installs(monkeypatch):
+    from importlib import metadata
+
+    from neatpipe.models.hf import hub_download_command
+
+    class Dist:
+        def __init__(self, *names):
+            self.entry_points = [metadata.EntryPoint(n, "x:y", "console_scripts") for n in names]
+
+    monkeypatch.setattr(metadata, "distribution", lambda name: Dist("huggingface-cli"))
+    assert hub_download_command() == "huggingface-cli download"
+    monkeypatch.setattr(metadata, "distribution", lambda name: Dist("hf", "tiny-agents"))
+    assert hub_download_command() == "hf download"
     with pytest.raises(ModelNotAvailableError, match="no model folder.*make-tiny"):
         load_backend("hf:./no/such/folder")
 

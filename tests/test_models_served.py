@@ -3,13 +3,18 @@
 The server speaks both protocols with their real request and response shapes. Its answer is a pure
 function of the request (so tests can predict it); model names select behaviours: ``slow`` answers late,
 ``flaky`` fails with 503 the first times it sees a request, ``drop`` closes the connection without an
-answer, ``drop-once`` does that once per request, and any name it does not know gets the server's 404.
+answer, ``drop-once`` does that once per request, ``limited`` answers 429 with ``Retry-After`` the first
+times, ``drip-body`` and ``drip-head`` send their answer (body, or status line and headers) a byte at a
+time, ``keeps-stop`` returns the stop string with the text and ``ignores-stop`` runs on past it, and any
+name it does not know gets the server's 404. It speaks HTTP/1.1, so connections are kept alive; it
+records the client port of every request.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -32,9 +37,22 @@ from neatpipe.models import (
     ServerUnreachableError,
     load_backend,
 )
+from neatpipe.models.http import RetryPolicy, parse_retry_after
 
 REPO = Path(__file__).resolve().parents[1]
-KNOWN = {"coder:1.5b", "slow", "flaky", "drop", "drop-once", "tiny-coder"}
+KNOWN = {
+    "coder:1.5b",
+    "slow",
+    "flaky",
+    "drop",
+    "drop-once",
+    "tiny-coder",
+    "limited",
+    "drip-body",
+    "drip-head",
+    "keeps-stop",
+    "ignores-stop",
+}
 DIGEST = "sha256:6e1c2a3b"
 
 
@@ -59,6 +77,9 @@ class FakeServer:
     def __init__(self, slow_s: float = 1.0, fail_times: int = 2):
         self.slow_s = slow_s
         self.fail_times = fail_times
+        self.retry_after = "1"
+        self.drip_s = 0.05
+        self.ports: list[int] = []
         self.requests: list[tuple[str, dict | None]] = []
         self.seen: Counter[str] = Counter()
         self.in_flight = 0
@@ -67,16 +88,39 @@ class FakeServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive
+
             def log_message(self, *args):  # keep test output clean
                 pass
 
-            def _send(self, status: int, body: dict) -> None:
+            def _send(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _drip(self, status: int, body: dict, head: bool) -> None:
+                """The answer a byte at a time (at most 200 bytes: the client gives up long before)."""
+                data = json.dumps(body).encode()
+                raw = (
+                    f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(data)}\r\n\r\n"
+                ).encode()
+                if not head:
+                    self.wfile.write(raw)
+                    self.wfile.flush()
+                for byte in (raw + data if head else data)[:200]:
+                    time.sleep(server.drip_s)
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:
+                        break
+                self.close_connection = True
 
             def do_GET(self):
                 server.record(self.path, None, self.headers)
@@ -91,6 +135,8 @@ class FakeServer:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.record(self.path, body, self.headers)
+                with server.lock:
+                    server.ports.append(self.client_address[1])
                 with server.lock:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
@@ -135,6 +181,9 @@ class FakeServer:
                 self._done()
                 if model == "flaky" and times <= server.fail_times:
                     return self._send(503, {"error": "model is loading"})
+                if model == "limited" and times <= server.fail_times:
+                    headers = {"Retry-After": server.retry_after} if server.retry_after else {}
+                    return self._send(429, {"error": {"message": "rate limit reached"}}, headers)
                 if model == "drop" or (model == "drop-once" and times == 1):
                     self.close_connection = True
                     return  # no status line: the client sees the connection close
@@ -156,30 +205,35 @@ class FakeServer:
                             "eval_count": ct,
                         },
                     )
+                stop = body.get("stop", [])
                 text, pt, ct, finish = answer(
                     body["messages"],
                     body["max_tokens"],
                     body["seed"],
                     body["temperature"],
-                    body.get("stop", []),
+                    [] if model in ("keeps-stop", "ignores-stop") else stop,
                 )
-                return self._send(
-                    200,
-                    {
-                        "id": "chatcmpl-1",
-                        "object": "chat.completion",
-                        "created": 0,
-                        "model": model,
-                        "choices": [
-                            {
-                                "index": 0,
-                                "message": {"role": "assistant", "content": text},
-                                "finish_reason": finish,
-                            }
-                        ],
-                        "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
-                    },
-                )
+                if model == "keeps-stop":
+                    for s in stop:
+                        if s in text:
+                            text = text[: text.index(s) + len(s)]
+                reply = {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": finish,
+                        }
+                    ],
+                    "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
+                }
+                if model in ("drip-body", "drip-head"):
+                    return self._drip(200, reply, head=model == "drip-head")
+                return self._send(200, reply)
 
         class Quiet(ThreadingHTTPServer):
             def handle_error(self, request, client_address):  # clients that time out or hang up, on purpose
@@ -250,7 +304,10 @@ def test_ollama_chat_batch(server):
         "num_predict": 16,
         "seed": 1,
         "num_ctx": 2048,
+        "top_k": 0,  # sent, so that Ollama's own defaults (top_k 40, repeat_penalty 1.1) do not apply
+        "repeat_penalty": 1.0,
     }
+    assert "think" not in sent[1]
     assert sent[3]["options"]["stop"] == ["z"]
     assert sent[2]["messages"] == [
         {"role": "system", "content": "be brief"},
@@ -304,13 +361,115 @@ def test_concurrency_is_bounded(server):
 
 
 @pytest.mark.parametrize("kind", ["ollama", "openai"])
-def test_timeout_after_retries(server, kind):
+def test_a_timed_out_request_is_not_sent_again(server, kind):
+    """The server got the request and may still be working on it: a second copy would only queue."""
     spec = "ollama:slow" if kind == "ollama" else f"openai:{server.url}#slow"
     options = {"base_url": server.url, "digest": "d"} if kind == "ollama" else {}
-    backend = load_backend({"spec": spec, **options, "timeout_s": 0.2, "retries": 1, "backoff_s": 0.01})
+    backend = load_backend({"spec": spec, **options, "timeout_s": 0.2, "retries": 3, "backoff_s": 0.01})
     with pytest.raises(BackendTimeoutError) as info:
         backend.generate([ChatRequest.user("hello")])
-    assert server.url in str(info.value) and "timed out (2 attempts)" in str(info.value)
+    message = str(info.value)
+    assert server.url in message and "within 0.2 s" in message and "not sent again" in message
+    assert len(server.posts("/api/chat" if kind == "ollama" else "/v1/chat/completions")) == 1
+
+
+@pytest.mark.parametrize("part", ["body", "head"])
+def test_an_answer_dripping_past_the_deadline_is_cut_off(server, part):
+    """A byte every 50 ms keeps every read short; only a deadline for the whole answer ends it."""
+    backend = load_backend({"spec": f"openai:{server.url}#drip-{part}", **FAST, "timeout_s": 0.5})
+    t0 = time.perf_counter()
+    with pytest.raises(BackendTimeoutError, match="no complete answer within 0.5 s"):
+        backend.generate([ChatRequest.user("a b c d e f g h")])
+    elapsed = time.perf_counter() - t0
+    assert 0.45 <= elapsed < 1.5  # the whole answer would take 200 x 50 ms = 10 s
+    assert len(server.posts("/v1/chat/completions")) == 1
+
+
+def test_429_waits_for_retry_after_then_succeeds(server):
+    server.retry_after = "1"
+    backend = load_backend({"spec": f"openai:{server.url}#limited", **FAST, "backoff_s": 0.01})
+    t0 = time.perf_counter()
+    (c,) = backend.generate([ChatRequest.user("a b")])
+    elapsed = time.perf_counter() - t0
+    assert c.text == "s0 t0 b a"
+    assert len(server.posts("/v1/chat/completions")) == 3  # two 429s, then the answer
+    assert 2.0 <= elapsed < 4.0  # waited the server's 1 s twice, not the 10 ms backoff
+
+
+def test_429_that_persists_says_the_server_limits_the_rate(server):
+    server.fail_times, server.retry_after = 100, ""
+    backend = load_backend({"spec": f"openai:{server.url}#limited", **FAST})
+    with pytest.raises(ServerError) as info:
+        backend.generate([ChatRequest.user("a")])
+    message = str(info.value)
+    assert info.value.status == 429 and "3 attempts" in message and "rate limit reached" in message
+    assert "lower concurrency" in message
+
+
+def test_backoff_has_jitter_and_honours_retry_after():
+    policy = RetryPolicy(backoff_s=0.5, max_backoff_s=4.0)
+    rng = random.Random(7)
+    delays = [policy.delay(2, rng=rng) for _ in range(200)]
+    assert all(0 <= d <= 2.0 for d in delays) and max(delays) > 1.8 and min(delays) < 0.2
+    assert len({round(d, 6) for d in delays}) == 200  # no two threads come back together
+    assert [policy.delay(9, rng=rng) <= 4.0 for _ in range(50)] == [True] * 50  # capped
+    assert policy.delay(0, retry_after=3.0) == 3.0 and policy.delay(0, retry_after=99.0) == 4.0
+    assert parse_retry_after("2") == 2.0 and parse_retry_after("soon") is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:05 GMT", now=1445412480.0) == 5.0
+
+
+def test_connections_are_kept_alive(server):
+    backend = load_backend({"spec": f"openai:{server.url}#tiny-coder", **FAST, "concurrency": 4})
+    for i in range(5):
+        backend.generate([ChatRequest.user(f"q {i}", seed=i)])
+    backend.generate([ChatRequest.user(f"r {i}", seed=i) for i in range(12)])
+    assert len(server.ports) == 17
+    assert len(set(server.ports)) <= 4  # at most one connection per thread, reused
+    backend.close()
+
+
+@pytest.mark.parametrize("model", ["tiny-coder", "keeps-stop", "ignores-stop"])
+def test_stop_strings_are_cut_whatever_the_server_does(server, model):
+    backend = load_backend({"spec": f"openai:{server.url}#{model}", **FAST})
+    out = backend.generate(
+        [
+            ChatRequest.user("x y z w", max_tokens=16, stop=("z", "y"), seed=3),
+            ChatRequest.user("x y z w", max_tokens=16, stop=("q",), seed=3),
+        ]
+    )
+    assert [c.text for c in out] == ["s3 t0 w ", "s3 t0 w z y x"]
+    assert [c.finish_reason for c in out] == ["stop", "stop"]
+
+
+def test_sampling_settings_and_think_are_sent_when_set(server):
+    ollama = load_backend(
+        {
+            "spec": "ollama:coder:1.5b",
+            "base_url": server.url,
+            "digest": "d",
+            "think": False,
+            "top_k": 20,
+            "repetition_penalty": 1.05,
+            **FAST,
+        }
+    )
+    ollama.generate([ChatRequest.user("a")])
+    (body,) = server.posts("/api/chat")
+    assert body["think"] is False
+    assert {k: body["options"][k] for k in ("top_k", "repeat_penalty", "repeat_last_n")} == {
+        "top_k": 20,
+        "repeat_penalty": 1.05,
+        "repeat_last_n": -1,
+    }
+    plain = load_backend({"spec": f"openai:{server.url}#tiny-coder", **FAST})
+    tuned = load_backend(
+        {"spec": f"openai:{server.url}#tiny-coder", "top_k": 20, "repetition_penalty": 1.05, **FAST}
+    )
+    plain.generate([ChatRequest.user("b")])
+    tuned.generate([ChatRequest.user("c")])
+    sent_plain, sent_tuned = server.posts("/v1/chat/completions")
+    assert not {"top_k", "repetition_penalty", "n"} & set(sent_plain)  # strict servers refuse unknown fields
+    assert (sent_tuned["top_k"], sent_tuned["repetition_penalty"]) == (20, 1.05)
 
 
 @pytest.mark.parametrize("kind", ["ollama", "openai"])

@@ -61,10 +61,12 @@ def preflight_models(specs: Mapping[str, Any]) -> None:
         return
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     if offline or not _hub_reachable():
+        from neatpipe.models.hf import hub_download_command
+
         raise SetupError(
             "these models are not on this machine and the Hugging Face hub cannot be reached"
             f"{' (HF_HUB_OFFLINE is set)' if offline else ''}: {', '.join(missing)}. Download them on a "
-            "machine with internet access (`huggingface-cli download <id>`), or point the experiment's "
+            f"machine with internet access (`{hub_download_command()} <id>`), or point the experiment's "
             "models at local folders. " + OFFLINE_HINT
         )
 

@@ -311,6 +311,25 @@ def pad_token_id(model: Any, tokenizer: Any | None, eos: Sequence[int]) -> int:
     return eos[0] if eos else 0
 
 
+def hub_download_command() -> str:
+    """The download command of the installed huggingface_hub: ``hf download`` (the ``hf`` command, from
+    0.34 on; 1.0 dropped ``huggingface-cli``) or ``huggingface-cli download`` for an older release.
+
+    Why: a message that names a command the user's installation lacks sends them looking for it.
+    """
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        scripts = {
+            ep.name for ep in distribution("huggingface_hub").entry_points if ep.group == "console_scripts"
+        }
+    except PackageNotFoundError:
+        scripts = set()
+    if "hf" not in scripts and "huggingface-cli" in scripts:
+        return "huggingface-cli download"
+    return "hf download"
+
+
 def generation_defaults(model: Any) -> dict[str, Any]:
     """``top_k``, ``top_p`` and ``repetition_penalty`` that the model's generation config sets.
 
@@ -476,14 +495,14 @@ class HFBackend(Backend):
             else "it could not be downloaded"
         )
         rev_flag = f" --revision {self.spec.revision}" if self.spec.revision else ""
+        command = hub_download_command()
         return (
             f"model {self.source!r} (revision {rev}) is not in the local Hugging Face cache ({cache}) and {state}"
             f"{': ' + detail if detail else ''}.\n"
             f"Download it on a machine with internet access:\n"
-            f"    hf download {self.source}{rev_flag}\n"
-            f"(older huggingface_hub: huggingface-cli download {self.source}{rev_flag}), then copy the cache folder "
-            f"here or point HF_HUB_CACHE at it; or save the model to a folder "
-            f"(`hf download {self.source} --local-dir /path/to/folder`) and use the spec hf:/path/to/folder."
+            f"    {command} {self.source}{rev_flag}\n"
+            f"then copy the cache folder here or point HF_HUB_CACHE at it; or save the model to a folder "
+            f"(`{command} {self.source} --local-dir /path/to/folder`) and use the spec hf:/path/to/folder."
         )
 
     def _load(self) -> LoadedModel:

@@ -1,9 +1,13 @@
 """Backends for models behind a server: Ollama (``/api/chat``) and OpenAI-compatible servers.
 
 A batch fans out over a thread pool of ``concurrency`` threads (one pool per backend, created on first
-use), one HTTP request per chat request, and the answers come back in request order. The server does
-the batching (vLLM, SGLang and llama.cpp batch concurrent requests; Ollama does with
-``OLLAMA_NUM_PARALLEL``), so ``concurrency`` should match what the server runs at once.
+use), one HTTP request per chat request over the backend's pool of keep-alive connections, and the
+answers come back in request order. The server does the batching (vLLM, SGLang and llama.cpp batch
+concurrent requests; Ollama does with ``OLLAMA_NUM_PARALLEL``), so ``concurrency`` should match what
+the server runs at once.
+
+What servers do differently is evened out here: stop strings are cut from the returned text (some
+servers keep the stop string, some ignore it), and the sampling settings are sent explicitly.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 from neatpipe.models.base import Backend
 from neatpipe.models.errors import ModelNotAvailableError, ServerError
-from neatpipe.models.http import HttpResponse, RetryPolicy, request_json
+from neatpipe.models.http import HttpClient, HttpResponse, RetryPolicy
 from neatpipe.models.spec import OllamaSpec, OpenAISpec
 from neatpipe.models.types import ChatRequest, Completion
 
@@ -24,10 +28,18 @@ from neatpipe.models.types import ChatRequest, Completion
 class _ServedBackend(Backend):
     """Shared machinery: the thread pool, in-order fan-out, and first-error propagation."""
 
-    def __init__(self, label: str, concurrency: int, policy: RetryPolicy) -> None:
+    SERVER = "the server"
+    START_HINT = ""
+
+    def __init__(
+        self, label: str, concurrency: int, policy: RetryPolicy, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(label)
         self.concurrency = concurrency
         self.policy = policy
+        self.http = HttpClient(
+            policy, server=self.SERVER, start_hint=self.START_HINT, connections=concurrency, headers=headers
+        )
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -52,7 +64,10 @@ class _ServedBackend(Backend):
     def _timed(self, request: ChatRequest) -> Completion:
         t0 = time.perf_counter()
         text, prompt_tokens, completion_tokens, finish = self._send(request)
-        return Completion(text, prompt_tokens, completion_tokens, finish, time.perf_counter() - t0)
+        text, cut = cut_at_stop(text, request.stop)
+        return Completion(
+            text, prompt_tokens, completion_tokens, "stop" if cut else finish, time.perf_counter() - t0
+        )
 
     def _send(self, request: ChatRequest) -> tuple[str, int, int, str]:
         raise NotImplementedError
@@ -62,6 +77,17 @@ class _ServedBackend(Backend):
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None
+        self.http.close()
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    """``text`` up to the earliest of the ``stop`` strings, and whether one was found.
+
+    Why: servers differ (vLLM leaves the stop string out, some keep it at the end, a server without stop
+    support runs on past it); cut here, every server's text ends where the ``hf:`` backend's does.
+    """
+    cuts = [i for i in (text.find(s) for s in stop) if i >= 0]
+    return (text[: min(cuts)], True) if cuts else (text, False)
 
 
 def _count(value: Any) -> int:
@@ -77,6 +103,7 @@ class OllamaBackend(_ServedBackend):
     """
 
     kind = "ollama"
+    SERVER = "Ollama"
     START_HINT = "Start it with `ollama serve` (or point base_url at where it listens)."
 
     def __init__(self, spec: OllamaSpec) -> None:
@@ -101,9 +128,7 @@ class OllamaBackend(_ServedBackend):
         with self._digest_lock:
             if self._digest is None:
                 url = f"{self.spec.base_url}/api/tags"
-                resp = request_json(
-                    "GET", url, None, policy=self.policy, server="Ollama", start_hint=self.START_HINT
-                )
+                resp = self.http.request_json("GET", url)
                 if resp.status != 200:
                     raise ServerError(
                         f"Ollama at {url}: HTTP {resp.status}: {resp.error_text()}", resp.status
@@ -131,6 +156,11 @@ class OllamaBackend(_ServedBackend):
         }
         if request.stop:
             options["stop"] = list(request.stop)
+        # Ollama's own defaults (top_k 40, repeat_penalty 1.1) would apply unless these are sent
+        options["top_k"] = self.spec.top_k or 0
+        options["repeat_penalty"] = self.spec.repetition_penalty or 1.0
+        if self.spec.repetition_penalty is not None:
+            options["repeat_last_n"] = -1  # the whole context, as transformers' penalty
         if self.spec.num_ctx is not None:
             options["num_ctx"] = self.spec.num_ctx
         body: dict[str, Any] = {
@@ -141,20 +171,20 @@ class OllamaBackend(_ServedBackend):
         }
         if self.spec.keep_alive is not None:
             body["keep_alive"] = self.spec.keep_alive
+        if self.spec.think is not None:
+            body["think"] = self.spec.think
         return body
 
     def _send(self, request: ChatRequest) -> tuple[str, int, int, str]:
         url = f"{self.spec.base_url}/api/chat"
-        resp = request_json(
-            "POST",
-            url,
-            self.payload(request),
-            policy=self.policy,
-            server="Ollama",
-            start_hint=self.START_HINT,
-        )
+        resp = self.http.request_json("POST", url, self.payload(request))
         if resp.status == 404:
             raise self._not_pulled(resp.error_text())
+        if resp.status == 400 and "think" in resp.error_text():
+            raise ModelNotAvailableError(
+                f"Ollama at {url}: model {self.spec.tag!r} refuses think: {self.spec.think} "
+                f"({resp.error_text()}); leave the think option out for a model that does not think"
+            )
         if resp.status != 200:
             raise ServerError(f"Ollama at {url}: HTTP {resp.status}: {resp.error_text()}", resp.status)
         data = _json_object(resp, url, "Ollama")
@@ -174,25 +204,29 @@ class OpenAIBackend(_ServedBackend):
     """
 
     kind = "openai"
+    SERVER = "the OpenAI-compatible server"
     START_HINT = (
         "Start the server first, e.g. `vllm serve MODEL --port 8000`, "
         "`llama-server -m model.gguf --port 8000`, or LM Studio's local server."
     )
 
     def __init__(self, spec: OpenAISpec, environ: dict[str, str] | None = None) -> None:
-        super().__init__(
-            spec.to_string(), spec.concurrency, RetryPolicy(spec.timeout_s, spec.retries, spec.backoff_s)
-        )
-        self.spec = spec
         env = os.environ if environ is None else environ
-        self._headers: dict[str, str] = {}
+        headers: dict[str, str] = {}
         if spec.api_key_env is not None:
             key = env.get(spec.api_key_env)
             if not key:
                 raise ModelNotAvailableError(
                     f"{spec.to_string()}: api_key_env names {spec.api_key_env!r}, which is not set"
                 )
-            self._headers["Authorization"] = f"Bearer {key}"
+            headers["Authorization"] = f"Bearer {key}"
+        super().__init__(
+            spec.to_string(),
+            spec.concurrency,
+            RetryPolicy(spec.timeout_s, spec.retries, spec.backoff_s),
+            headers=headers,
+        )
+        self.spec = spec
 
     def identity(self) -> str:
         rev = self.spec.revision or "unversioned"
@@ -201,15 +235,7 @@ class OpenAIBackend(_ServedBackend):
     def preflight(self) -> None:
         """The server answers ``GET /v1/models``; when it lists its models, this model is among them."""
         url = self.spec.chat_url.rsplit("/", 2)[0] + "/models"
-        resp = request_json(
-            "GET",
-            url,
-            None,
-            policy=self.policy,
-            server="the OpenAI-compatible server",
-            start_hint=self.START_HINT,
-            headers=self._headers,
-        )
+        resp = self.http.request_json("GET", url)
         if resp.status in (404, 405):
             return  # a server without the listing: it answered, the first request will tell the rest
         if resp.status != 200:
@@ -232,24 +258,21 @@ class OpenAIBackend(_ServedBackend):
             "top_p": request.top_p,
             "max_tokens": request.max_tokens,
             "seed": request.seed,
-            "n": 1,
             "stream": False,
         }
         if request.stop:
             body["stop"] = list(request.stop)
+        # vLLM and SGLang take these beside the OpenAI fields (vLLM would otherwise apply the model's
+        # generation_config); strict servers refuse unknown fields, so they go only when set
+        if self.spec.top_k is not None:
+            body["top_k"] = self.spec.top_k
+        if self.spec.repetition_penalty is not None:
+            body["repetition_penalty"] = self.spec.repetition_penalty
         return body
 
     def _send(self, request: ChatRequest) -> tuple[str, int, int, str]:
         url = self.spec.chat_url
-        resp = request_json(
-            "POST",
-            url,
-            self.payload(request),
-            policy=self.policy,
-            server="the OpenAI-compatible server",
-            start_hint=self.START_HINT,
-            headers=self._headers,
-        )
+        resp = self.http.request_json("POST", url, self.payload(request))
         if resp.status == 404:
             raise ModelNotAvailableError(
                 f"the server at {url} does not serve model {self.spec.model!r} ({resp.error_text()}); "

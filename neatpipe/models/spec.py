@@ -96,6 +96,20 @@ def _nonneg_float(spec: object, name: str, value: Any) -> float:
     return float(value)
 
 
+def _opt_bool(spec: object, name: str, value: Any) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise SpecError(spec, name, f"expected true or false, got {shown(value)}")
+    return value
+
+
+def _opt_nonneg_int(spec: object, name: str, value: Any) -> int | None:
+    return None if value is None else _nonneg_int(spec, name, value)
+
+
+def _opt_pos_float(spec: object, name: str, value: Any) -> float | None:
+    return None if value is None else _pos_float(spec, name, value)
+
+
 def _dtype(spec: object, name: str, value: Any) -> str:
     v = _DTYPE_ALIASES.get(value, value) if isinstance(value, str) else value
     if v not in DTYPES:
@@ -236,6 +250,14 @@ class HFSpec:
         return f"hf:{self.model}"
 
 
+_TOP_K, _PENALTY = _opt_nonneg_int, _opt_pos_float
+_TOP_K_DOC = "sent to the server: 0 turns top-k off; set what the model's generation_config has, as hf: uses"
+_PENALTY_DOC = "sent to the server: 1 is none; set what the model's generation_config has, as hf: uses"
+_TIMEOUT_DOC = "deadline in seconds for one whole answer; a request past it is not sent again"
+_RETRIES_DOC = "retries on connection errors, dropped connections, 429 and 5xx"
+_BACKOFF_DOC = "retry delay: drawn up to this, doubling each retry, or the server's Retry-After"
+
+
 @dataclass(frozen=True)
 class OllamaSpec:
     """``ollama:<tag>``: a model served by Ollama's ``/api/chat``."""
@@ -248,10 +270,17 @@ class OllamaSpec:
     num_ctx: int | None = _opt(_opt_pos_int, None, "context window passed as options.num_ctx")
     digest: str | None = _opt(_opt_str, None, "pin the model digest (skips asking the server for it)")
     keep_alive: str | None = _opt(_opt_str, None, "how long Ollama keeps the model loaded, e.g. 30m")
+    think: bool | None = _opt(
+        _opt_bool,
+        None,
+        "false: a thinking model (qwen3, ...) answers without reasoning first; true: it thinks",
+    )
+    top_k: int | None = _opt(_TOP_K, None, _TOP_K_DOC)
+    repetition_penalty: float | None = _opt(_PENALTY, None, _PENALTY_DOC)
     concurrency: int = _opt(_pos_int, 4, "requests in flight at once (match OLLAMA_NUM_PARALLEL)")
-    timeout_s: float = _opt(_pos_float, 600.0, "seconds to wait for one answer")
-    retries: int = _opt(_nonneg_int, 3, "retries on connection errors, timeouts and 5xx")
-    backoff_s: float = _opt(_nonneg_float, 0.5, "first retry delay; doubles each retry")
+    timeout_s: float = _opt(_pos_float, 600.0, _TIMEOUT_DOC)
+    retries: int = _opt(_nonneg_int, 3, _RETRIES_DOC)
+    backoff_s: float = _opt(_nonneg_float, 0.5, _BACKOFF_DOC)
 
     def to_string(self) -> str:
         return f"ollama:{self.tag}"
@@ -272,10 +301,12 @@ class OpenAISpec:
     model: str = _opt(_str, doc="the model name the server expects in requests")
     revision: str | None = _opt(_opt_str, None, "your label for the weights behind the name (cache key)")
     api_key_env: str | None = _opt(_opt_str, None, "environment variable holding the API key, if any")
-    concurrency: int = _opt(_pos_int, 8, "requests in flight at once")
-    timeout_s: float = _opt(_pos_float, 600.0, "seconds to wait for one answer")
-    retries: int = _opt(_nonneg_int, 3, "retries on connection errors, timeouts and 5xx")
-    backoff_s: float = _opt(_nonneg_float, 0.5, "first retry delay; doubles each retry")
+    top_k: int | None = _opt(_TOP_K, None, _TOP_K_DOC)
+    repetition_penalty: float | None = _opt(_PENALTY, None, _PENALTY_DOC)
+    concurrency: int = _opt(_pos_int, 256, "requests in flight at once (what the server batches)")
+    timeout_s: float = _opt(_pos_float, 600.0, _TIMEOUT_DOC)
+    retries: int = _opt(_nonneg_int, 3, _RETRIES_DOC)
+    backoff_s: float = _opt(_nonneg_float, 0.5, _BACKOFF_DOC)
 
     @property
     def chat_url(self) -> str:
