@@ -152,6 +152,7 @@ def run_evolution(
 
     run_dir.mkdir(parents=True, exist_ok=True)
     progress = progress or Progress(None)
+    progress.attach(run_dir)
     meta = dict(meta or {})
     state = read_run_state(run_dir) if (run_dir / RUN_STATE_FILE).exists() else {}
     store = evaluator.store if evaluator.store is not None else ResultStore()
@@ -209,18 +210,20 @@ def run_evolution(
         status = "interrupted"
         champion = _write_champion(run_dir, _candidates(store, 1), [])
         _write_summary(run_dir, history, population, status, meta, evaluator, champion)
+        progress.finished(status)
         raise
 
     candidates = _candidates(store, validate_top)
     validation: list[dict[str, Any]] = []
-    if held_out and candidates:
-        validation = _validate(evaluator, candidates, held_out, validate_repeats, run_dir)
-    if held_out and baselines:
-        validation += _validate_baselines(evaluator, baselines, held_out, validate_repeats)
+    if held_out and (candidates or baselines):
+        validation = _validate_all(
+            evaluator, candidates, baselines, held_out, validate_repeats, run_dir, progress
+        )
     if validation:
         write_json(run_dir / VALIDATION_FILE, validation)
     champion = _write_champion(run_dir, candidates, validation)
     _write_summary(run_dir, history, population, status, meta, evaluator, champion, validation)
+    progress.finished(status)
     return EvolutionRun(
         run_dir,
         history,
@@ -279,6 +282,44 @@ def _seed_population(population: Any, config: Any, initial: Sequence[Any]) -> No
     population.species.speciate(config, population.population, population.generation)
 
 
+def _validate_all(
+    evaluator: Any,
+    candidates: list[tuple[Any, Any]],
+    baselines: Sequence[Any],
+    held_out: Sequence[Any],
+    repeats: int,
+    run_dir: Path,
+    progress: Progress,
+) -> list[dict[str, Any]]:
+    """The champions' validation rows, then the baselines', with the phase shown by ``progress``: it can
+    take as long as many generations, and a run that says nothing for minutes looks hung. A step is one
+    pipeline run (a genome on all held-out problems, one repeat); runs already in the result store are
+    not run again, so a resumed validation ends below the total."""
+    total = (len(candidates) + len(baselines)) * repeats
+    progress.begin(
+        "validation",
+        total,
+        "pipeline runs",
+        f"{len(candidates)} best genome(s) and {len(baselines)} baseline(s) on {len(held_out)} held-out "
+        f"problems x {repeats} repeat(s)",
+    )
+    done = 0
+
+    def ran(run: Any) -> None:
+        nonlocal done
+        done += 1
+        progress.step(done)
+
+    rows: list[dict[str, Any]] = []
+    with evaluator.observing_runs(ran):
+        if candidates:
+            rows = _validate(evaluator, candidates, held_out, repeats, run_dir)
+        if baselines:
+            rows += _validate_baselines(evaluator, baselines, held_out, repeats)
+    progress.end(f"{done} pipeline run(s), {total - done} reused")
+    return rows
+
+
 def _validate(
     evaluator: Any,
     candidates: list[tuple[Any, Any]],
@@ -323,6 +364,7 @@ def _validation_row(
         "mean": v.mean,
         "sd": v.sd or 0.0,
         "pass_rates": list(v.pass_rates),
+        "per_problem": dict(v.per_problem),
         "repeats": v.repeats,
         "problems": len(v.problems),
         "validated_fitness": v.fitness,
