@@ -56,7 +56,7 @@ def _plots(run_dir: Path, history: list[GenerationLog], validation: list[dict[st
     def save(fig, name: str) -> None:
         path = out_dir / name
         fig.tight_layout()
-        atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+        atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight"))
         plt.close(fig)
         written.append(path)
 
@@ -71,7 +71,7 @@ def _plots(run_dir: Path, history: list[GenerationLog], validation: list[dict[st
     ax.set_xlabel("generation")
     ax.set_ylabel("search fitness")
     ax.set_title("Fitness over generations\n(each generation is scored on a different problem subset)")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3)
     save(fig, "fitness.png")
 
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
@@ -93,7 +93,7 @@ def _plots(run_dir: Path, history: list[GenerationLog], validation: list[dict[st
     ax.set_xlabel("generation")
     ax.set_ylabel("nodes, or model calls per problem")
     ax.set_title("Complexity over time")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     save(fig, "complexity.png")
 
     if validation:
@@ -134,7 +134,9 @@ def _validation_figure(plt: Any, validation: list[dict[str, Any]]) -> Any:
     ax.set_ylim(len(validation) - 0.4, -1.0)
     ax.set_xlabel("pass@1")
     ax.set_title("Search score vs held-out score (arrow: inflation)")
-    ax.legend(fontsize="x-small", loc="lower left")
+    ax.legend(
+        fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / len(validation)), ncol=2
+    )
     return fig
 
 
@@ -162,7 +164,7 @@ def trajectory_tables_markdown(path: Path) -> str:
     parts = []
     for name, ts in load_trajectories(path).items():
         trajs = ts.trajectories
-        parts.append(f"### {name} ({len(trajs)} problem runs, {ts.n_runs} repeat(s))\n")
+        parts.append(f"### {name} ({len(trajs)} problem runs, {_repeats(ts.n_runs)})\n")
         parts.append(render(early_stopping_table(trajs), "markdown"))
         parts.append(render(error_fix_table(trajs), "markdown"))
         parts.append(render(transition_table(trajs), "markdown"))
@@ -227,6 +229,10 @@ def _mean_spread(mean: float, sd: float | None, repeats: int | None) -> str:
     if not repeats or repeats < 2 or sd is None:
         return f"{mean:.3f} (one run: no spread)"
     return f"{mean:.3f} ± {sd:.3f}"
+
+
+def _repeats(n: Any) -> str:
+    return "1 repeat" if n == 1 else f"{n} repeats"
 
 
 def _cell(value: Any) -> str:
@@ -294,14 +300,13 @@ def conclusion_lines(
     difference with its interval and whether it is distinguishable from noise, and how much the search
     scores overstated the held-out ones."""
     lines = ["## Conclusion", ""]
-    if any(r.synthetic for r in history):
-        lines += ["*Synthetic models: these numbers measure the search, not a language model.*", ""]
+    synthetic = " with synthetic models" if any(r.synthetic for r in history) else ""
     champion = next((v for v in validation if v.get("champion")), None)
     if champion is None:
         best = max(history, key=lambda r: r.best_fitness)
         lines.append(
-            f"No conclusion yet: this run ({summary.get('status', 'running or interrupted')}) has no held-out "
-            f"validation. Its best search fitness, {best.best_fitness:.3f} (generation {best.generation}), "
+            f"No conclusion yet: this run{synthetic} ({summary.get('status', 'running or interrupted')}) has "
+            f"no held-out validation. Its best search fitness, {best.best_fitness:.3f} (generation {best.generation}), "
             "rests on one evaluation of one problem subset and tends to overstate what the genome does on "
             "problems it was not chosen on."
         )
@@ -309,8 +314,8 @@ def conclusion_lines(
     ch = summary.get("champion") or {}
     benchmark = f" {summary['benchmark']}" if summary.get("benchmark") else ""
     text = [
-        f"On {champion.get('problems')} held-out{benchmark} problems x {champion.get('repeats')} repeat(s), "
-        f"the champion (`{ch.get('summary', champion.get('label', ''))}`) passes {_pct(champion['mean'])}."
+        f"On {champion.get('problems')} held-out{benchmark} problems x {_repeats(champion.get('repeats'))}"
+        f"{synthetic}, the champion (`{ch.get('summary', champion.get('label', ''))}`) passes {_pct(champion['mean'])}."
     ]
     baselines = [v for v in validation if v.get("baseline")]
     if baselines:
@@ -389,7 +394,7 @@ def build_markdown(run_dir: Path) -> tuple[str, list[Path]]:
         if ch.get("mean") is not None:
             lines.append(
                 f"- validated pass@1 {_mean_spread(ch['mean'], ch.get('sd'), ch.get('repeats'))} on "
-                f"{ch.get('problems')} held-out problems x {ch.get('repeats')} repeat(s) (inflation of its "
+                f"{ch.get('problems')} held-out problems x {_repeats(ch.get('repeats'))} (inflation of its "
                 f"search pass rate {_fmt(ch.get('inflation'))}); chosen as the best validated of the search's "
                 "best genomes"
             )

@@ -192,12 +192,18 @@ class Progress(BaseReporter):
         self._line(f"{phase}: {what}")
 
     def step(self, done: int) -> None:
-        """``done`` units of the current phase's work are finished."""
+        """``done`` units of the current phase's work are finished. Without a terminal (a log file) a
+        line comes at each quarter of the work, so a long phase is never silent there either."""
         ph = self._phase
         if not ph:
             return
-        self._write(ph["phase"], {"done": done, "total": ph["total"], "unit": ph["unit"], "what": ph["what"]})
-        self._draw(ph["phase"], done, ph["total"], ph["unit"])
+        total = ph["total"]
+        self._write(ph["phase"], {"done": done, "total": total, "unit": ph["unit"], "what": ph["what"]})
+        self._draw(ph["phase"], done, total, ph["unit"])
+        quarter = 4 * done // max(total, 1)
+        if not self.bar and done < total and quarter > ph.get("quarter", 0):
+            ph["quarter"] = quarter
+            self._line(f"{ph['phase']}: {done}/{total} {ph['unit']}")
 
     def end(self, note: str = "done") -> None:
         """The current phase is finished; ``note`` says with what."""
