@@ -172,6 +172,21 @@ def test_without_per_problem_results_or_validation_the_report_says_what_it_canno
     assert "No baseline was validated" in alone
 
 
+def test_a_fixed_design_report_opens_with_the_best_design_against_the_next() -> None:
+    from neatpipe.evolution.report import designs_conclusion_lines
+
+    strong = _row("self-refine", {f"t{i}": 3 for i in range(20)}, 3)
+    weak = _row("solo", {f"t{i}": 3 if i < 5 else 0 for i in range(20)}, 3)
+    lines = designs_conclusion_lines(
+        {"benchmark": "mbpp", "problems": 20, "evaluations": [weak, strong]}, True
+    )
+    assert lines[0] == "## Conclusion"
+    assert lines[2].startswith(
+        "On 20 mbpp problems x 3 repeats with synthetic models, the best design, self-refine"
+    )
+    assert "so self-refine is better than solo beyond noise" in lines[2]
+
+
 def test_rows_on_different_problems_get_no_interval() -> None:
     vs = versus(_row("a", {"x": 1, "y": 1}, 1), _row("b", {"x": 1, "z": 0}, 1))
     assert vs.ci is None and "different problems" in vs.why_no_ci

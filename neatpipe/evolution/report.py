@@ -453,6 +453,26 @@ def markdown_to_html(text: str, title: str) -> str:
     )
 
 
+def designs_conclusion_lines(data: Mapping[str, Any], synthetic: bool) -> list[str]:
+    """The opening paragraph of a fixed-design report: the best design against the runner-up, with the
+    difference's paired bootstrap interval and whether it is distinguishable from noise."""
+    rows = [e for e in data.get("evaluations") or () if isinstance(e, dict) and e.get("mean") is not None]
+    if not rows:
+        return []
+    ranked = sorted(rows, key=lambda e: -float(e["mean"]))
+    best = ranked[0]
+    with_models = " with synthetic models" if synthetic else ""
+    text = [
+        f"On {data.get('problems')} {data.get('benchmark', '')} problems x {_repeats(best.get('repeats'))}"
+        f"{with_models}, the best design, {_name(best)}, passes {_pct(best['mean'])}."
+    ]
+    if len(ranked) > 1:
+        second = ranked[1]
+        text.append(f"The next, {_name(second)}, passes {_pct(second['mean'])}.")
+        text.append(_verdict(_name(best), _name(second), versus(best, second)))
+    return ["## Conclusion", "", " ".join(text), ""]
+
+
 def build_designs_markdown(run_dir: Path) -> str:
     """The report of a fixed-design run (``mode: evaluate``): each design's pass@1, the pairs, the tables."""
     from neatpipe.evolution.compare import compare_runs, render_comparison
@@ -465,7 +485,10 @@ def build_designs_markdown(run_dir: Path) -> str:
     lines = [f"# Fixed designs: {summary.get('experiment', run_dir.name)}", ""]
     if summary.get("synthetic"):
         lines += ["**SYNTHETIC**: the models were the synthetic coder; the numbers measure the pipelines'", "machinery, not a language model.", ""]  # fmt: skip
+    lines += designs_conclusion_lines(data, bool(summary.get("synthetic")))
     lines += [
+        "## The designs",
+        "",
         f"- run directory: `{run_dir}`",
         f"- benchmark: {data.get('benchmark')}, {data.get('problems')} problems; "
         f"feedback: {summary.get('feedback', 'n/a')}; repeats: {summary.get('repeats', 'n/a')}",
