@@ -6,10 +6,12 @@ what the controller changed, and the progress line comes once the generation is 
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -33,6 +35,9 @@ from neatpipe.evolution.runlog import (
     write_run_state,
 )
 from neatpipe.evolution.store import SearchRecord
+from neatpipe.io import atomic_write_text
+
+PROGRESS_FILE = "progress.json"
 
 
 class RunRecorder(BaseReporter):
@@ -135,17 +140,31 @@ def save_run_checkpoint(run_dir: Path, population: Any, config: Any, generation:
             old.unlink(missing_ok=True)
 
 
+PROGRESS_FORMAT = "neatpipe-progress/1"
+
+
 class Progress(BaseReporter):
-    """A line per generation (after its checkpoint), and a bar per generation's evaluations when the
-    stream is a terminal (``genome_done``, which the fitness function calls per distinct genome)."""
+    """What a run is doing, for a person and for a program: a line per generation (after its checkpoint)
+    and a line when each later phase (validation) starts and ends, on ``stream``; a bar of the phase's
+    work when the stream is a terminal; and, once :meth:`attach` names the run directory, the same state
+    in ``progress.json`` there, rewritten atomically at every step so a dashboard can poll it.
+
+    ``genome_done`` is called by the fitness function per distinct genome scored; :meth:`step` by any
+    other long phase."""
 
     def __init__(self, stream: TextIO | None = sys.stderr, total_generations: int | None = None) -> None:
         self.stream = stream
         self.total = total_generations
         self.bar = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
+        self.path: Path | None = None
         self._history: list[GenerationLog] = []
         self._started = time.monotonic()
         self._done = 0
+        self._phase: dict[str, Any] = {}
+
+    def attach(self, run_dir: Path) -> None:
+        """Write ``progress.json`` into ``run_dir`` from now on."""
+        self.path = run_dir / PROGRESS_FILE
 
     def watch(self, history: list[GenerationLog]) -> None:
         """Report the generations logged into ``history`` (a :class:`RunRecorder`'s), from now on."""
@@ -157,33 +176,97 @@ class Progress(BaseReporter):
             self.generation_done(self._history[-1], self._started, self._done)
 
     def genome_done(self, generation: int, done: int, total: int) -> None:
-        if not self.bar or self.stream is None:
+        self._write("search", {"generation": generation, "done": done, "total": total, "unit": "genomes"})
+        self._draw(f"gen {generation}", done, total, "genomes")
+
+    def begin(self, phase: str, total: int, unit: str, what: str) -> None:
+        """A phase other than the search starts: ``total`` ``unit`` of work, described by ``what``."""
+        self._phase = {
+            "phase": phase,
+            "total": total,
+            "unit": unit,
+            "what": what,
+            "started": time.monotonic(),
+        }
+        self._write(phase, {"done": 0, "total": total, "unit": unit, "what": what})
+        self._line(f"{phase}: {what}")
+
+    def step(self, done: int) -> None:
+        """``done`` units of the current phase's work are finished. Without a terminal (a log file) a
+        line comes at each quarter of the work, so a long phase is never silent there either."""
+        ph = self._phase
+        if not ph:
             return
-        width = 30
-        filled = int(width * done / max(total, 1))
-        self.stream.write(
-            f"\rgen {generation}: [{'#' * filled}{'.' * (width - filled)}] {done}/{total} genomes"
-        )
-        self.stream.flush()
+        total = ph["total"]
+        self._write(ph["phase"], {"done": done, "total": total, "unit": ph["unit"], "what": ph["what"]})
+        self._draw(ph["phase"], done, total, ph["unit"])
+        quarter = 4 * done // max(total, 1)
+        if not self.bar and done < total and quarter > ph.get("quarter", 0):
+            ph["quarter"] = quarter
+            self._line(f"{ph['phase']}: {done}/{total} {ph['unit']}")
+
+    def end(self, note: str = "done") -> None:
+        """The current phase is finished; ``note`` says with what."""
+        ph, self._phase = self._phase, {}
+        if ph:
+            self._line(f"{ph['phase']}: {note} ({time.monotonic() - ph['started']:.0f} s)")
+
+    def finished(self, status: str) -> None:
+        """The run is over (``status`` as in ``summary.json``)."""
+        self._write("finished", {"status": status})
 
     def generation_done(self, record: GenerationLog, started: float, done_generations: int) -> None:
-        if self.stream is None:
-            return
-        elapsed = record.elapsed_s
-        left = ""
+        left_s = None
         if self.total and done_generations:
             per = (time.monotonic() - started) / done_generations
-            left = f", ~{per * max(self.total - record.generation - 1, 0):.0f} s left"
-        if self.bar:
-            self.stream.write("\r" + " " * 70 + "\r")
+            left_s = per * max(self.total - record.generation - 1, 0)
+        self._write(
+            "search",
+            {
+                "generation": record.generation,
+                "generation_done": True,
+                "best_fitness": round(record.best_fitness, 4),
+                "best_pass_rate": round(record.best_pass_rate, 4),
+                "mean_fitness": round(record.mean_fitness, 4),
+                "elapsed_s": round(record.elapsed_s, 1),
+                "species": record.species,
+                "tokens": record.tokens,
+                "seconds_left": None if left_s is None else round(left_s, 1),
+                "synthetic": record.synthetic,
+            },
+        )
+        left = "" if left_s is None else f", ~{left_s:.0f} s left"
         tag = " [synthetic]" if record.synthetic else ""
-        self.stream.write(
+        self._line(
             f"gen {record.generation:>3}: best {record.best_fitness:.3f} (pass {record.best_pass_rate:.3f})"
             f"  mean {record.mean_fitness:.3f} ± {record.sd_fitness:.3f}  species {record.species}"
             f"  tokens {record.tokens:,}  cache {record.cache_hit_rate:.0%}"
             f"  paid/reused {record.evaluations_paid}/{record.evaluations_reused}"
-            f"  {elapsed:.0f} s{left}{tag}\n"
+            f"  {record.elapsed_s:.0f} s{left}{tag}"
         )
+
+    def _write(self, phase: str, fields: dict[str, Any]) -> None:
+        """``progress.json``: the phase, its fields, and when; replaced whole, never torn."""
+        if self.path is None:
+            return
+        state = {"format": PROGRESS_FORMAT, "phase": phase, "generations": self.total, **fields}
+        state["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        atomic_write_text(self.path, json.dumps(state, sort_keys=True) + "\n")
+
+    def _draw(self, what: str, done: int, total: int, unit: str) -> None:
+        if not self.bar or self.stream is None:
+            return
+        width = 30
+        filled = int(width * done / max(total, 1))
+        self.stream.write(f"\r{what}: [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {unit}")
+        self.stream.flush()
+
+    def _line(self, text: str) -> None:
+        if self.stream is None:
+            return
+        if self.bar:
+            self.stream.write("\r" + " " * 70 + "\r")
+        self.stream.write(text + "\n")
         self.stream.flush()
 
 

@@ -155,6 +155,7 @@ def run_evolution(
 
     run_dir.mkdir(parents=True, exist_ok=True)
     progress = progress or Progress(None)
+    progress.attach(run_dir)
     meta = dict(meta or {})
     state = read_run_state(run_dir) if (run_dir / RUN_STATE_FILE).exists() else {}
     store = evaluator.store if evaluator.store is not None else ResultStore()
@@ -212,22 +213,27 @@ def run_evolution(
         status = "interrupted"
         champion = _write_champion(run_dir, _candidates(store, 1), [])
         _write_summary(run_dir, history, population, status, meta, evaluator, champion)
+        progress.finished(status)
         raise
 
     candidates = _candidates(store, validate_top)
     validation: list[dict[str, Any]] = []
-    if held_out and candidates:
-        validation = _validate(
-            evaluator, candidates, held_out, validate_repeats, run_dir, validate_temperature
-        )
-    if held_out and baselines:
-        validation += _validate_baselines(
-            evaluator, baselines, held_out, validate_repeats, validate_temperature
+    if held_out and (candidates or baselines):
+        validation = _validate_all(
+            evaluator,
+            candidates,
+            baselines,
+            held_out,
+            validate_repeats,
+            run_dir,
+            progress,
+            validate_temperature,
         )
     if validation:
         write_json(run_dir / VALIDATION_FILE, validation)
     champion = _write_champion(run_dir, candidates, validation)
     _write_summary(run_dir, history, population, status, meta, evaluator, champion, validation)
+    progress.finished(status)
     return EvolutionRun(
         run_dir,
         history,
@@ -285,6 +291,46 @@ def _seed_population(population: Any, config: Any, initial: Sequence[Any]) -> No
         population.population[key] = genome.renumbered(config.genome_config, key=key)
     population.species = config.species_set_type(config.species_set_config, population.reporters)
     population.species.speciate(config, population.population, population.generation)
+
+
+def _validate_all(
+    evaluator: Any,
+    candidates: list[tuple[Any, Any]],
+    baselines: Sequence[Any],
+    held_out: Sequence[Any],
+    repeats: int,
+    run_dir: Path,
+    progress: Progress,
+    temperature: float | None = None,
+) -> list[dict[str, Any]]:
+    """The champions' validation rows, then the baselines' (at ``temperature`` when one is given), with the
+    phase shown by ``progress``: it can
+    take as long as many generations, and a run that says nothing for minutes looks hung. A step is one
+    pipeline run (a genome on all held-out problems, one repeat); runs already in the result store are
+    not run again, so a resumed validation ends below the total."""
+    total = (len(candidates) + len(baselines)) * repeats
+    progress.begin(
+        "validation",
+        total,
+        "pipeline runs",
+        f"{len(candidates)} best genome(s) and {len(baselines)} baseline(s) on {len(held_out)} held-out "
+        f"problems x {repeats} repeat(s)",
+    )
+    done = 0
+
+    def ran(run: Any) -> None:
+        nonlocal done
+        done += 1
+        progress.step(done)
+
+    rows: list[dict[str, Any]] = []
+    with evaluator.observing_runs(ran):
+        if candidates:
+            rows = _validate(evaluator, candidates, held_out, repeats, run_dir, temperature)
+        if baselines:
+            rows += _validate_baselines(evaluator, baselines, held_out, repeats, temperature)
+    progress.end(f"{done} pipeline run(s), {total - done} reused")
+    return rows
 
 
 def _validate(

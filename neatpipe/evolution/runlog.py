@@ -16,6 +16,8 @@
       run.json                 the run's state: the experiment's digest, the options it was started or
                                resumed with, and the latest checkpoint with its SHA-256
       .lock                    held by the process writing the run (released when it exits)
+      progress.json            what the run is doing now (phase, generation, done / total), replaced
+                               atomically at every step, for a dashboard to poll
       champion.yaml/.graphml/.svg, validation.json, summary.json   written when the run ends
       report.md, report.html, plots/   written by ``neatpipe report``
 
