@@ -96,6 +96,20 @@ def humaneval_path() -> Path:
     return Path(str(resources.files("neatpipe") / "data" / "HumanEval.jsonl.gz"))
 
 
+def release_text(raw: bytes, source: str | Path, name: str) -> str:
+    """The text of a benchmark's JSON-lines release (``name``: what the error calls it), gzipped or not;
+    a damaged gzip or undecodable text is a ``BenchmarkDataError`` naming ``source``."""
+    try:
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise BenchmarkDataError(f"{source}: a damaged gzip file ({exc or type(exc).__name__})") from None
+    try:
+        return decode_text(raw, source)
+    except FileError as exc:
+        raise BenchmarkDataError(f"{name} file {exc}") from None
+
+
 @lru_cache(maxsize=4)
 def _load(path: str) -> tuple[Problem, ...]:
     p = Path(path)
@@ -103,15 +117,7 @@ def _load(path: str) -> tuple[Problem, ...]:
         raw = read_bytes(p)
     except FileError as exc:
         raise BenchmarkDataError(f"HumanEval file {exc}") from None
-    try:
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise BenchmarkDataError(f"{p}: a damaged gzip file ({exc or type(exc).__name__})") from None
-    try:
-        text = decode_text(raw, p)
-    except FileError as exc:
-        raise BenchmarkDataError(f"HumanEval file {exc}") from None
+    text = release_text(raw, p, "HumanEval")
     records = []
     for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():

@@ -19,24 +19,22 @@ whole release (164 or 378 problems) before it is cached.
 from __future__ import annotations
 
 import ast
-import gzip
 import hashlib
 import json
 import os
 import urllib.error
 import urllib.request
-import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from neatpipe.bench.examples import docstring_tests
-from neatpipe.bench.humaneval import WRONG_DOCSTRING_EXAMPLES, BenchmarkDataError, _split_prompt
+from neatpipe.bench.humaneval import WRONG_DOCSTRING_EXAMPLES, BenchmarkDataError, _split_prompt, release_text
 from neatpipe.bench.mbpp import _signature, cache_dir
 from neatpipe.bench.problem import Problem, ProblemSet
 from neatpipe.errors import bounded
-from neatpipe.io import FileError, atomic_write_bytes, decode_text, read_bytes
+from neatpipe.io import FileError, atomic_write_bytes, read_bytes
 
 
 @dataclass(frozen=True)
@@ -172,15 +170,7 @@ def check_plus(candidate):
 
 def _records(raw: bytes, source: str, release: Release) -> list[dict[str, Any]]:
     """The records of a release file (gzip or plain JSON lines), each checked field by field."""
-    try:
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise BenchmarkDataError(f"{source}: a damaged gzip file ({exc or type(exc).__name__})") from None
-    try:
-        text = decode_text(raw, source)
-    except FileError as exc:
-        raise BenchmarkDataError(f"{release.name} file {exc}") from None
+    text = release_text(raw, source, release.name)
     records: list[dict[str, Any]] = []
     seen: set[str] = set()
     for n, line in enumerate(text.splitlines(), 1):
