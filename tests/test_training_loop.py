@@ -24,14 +24,14 @@ def loop(tmp_path_factory, shared_data: Path) -> Path:
 
 def test_the_offline_loop_harvests_exports_finetunes_and_evaluates(loop: Path) -> None:
     harvested = read_trajectories(loop / "harvest" / "trajectories.jsonl")
-    assert len(harvested) == 60 * 2 and all(t.benchmark == "mbpp" for t in harvested)
+    assert len(harvested) == 40 * 2 and all(t.benchmark == "mbpp" for t in harvested)
     repair = (loop / "data" / "repair.jsonl").read_text().splitlines()
     assert repair and (loop / "data" / "preference.jsonl").exists()
     assert (loop / "tuned" / "finetune.json").exists() and (loop / "tuned" / "training_log.jsonl").exists()
     report = json.loads((loop / "evaluation" / "evaluation.json").read_text())
     by_label = {e["label"]: e for e in report["evaluations"]}
     assert set(by_label) == {"self-refine-base", "self-refine-tuned"}
-    assert all(e["benchmark"] == "humaneval" and len(e["problems"]) == 8 for e in by_label.values())
+    assert all(e["benchmark"] == "humaneval" and len(e["problems"]) == 4 for e in by_label.values())
     tuned = read_trajectories(loop / "evaluation" / "trajectories.jsonl")
     refiners = {s.model for t in tuned for s in t.steps if s.role == "refiner"}
     assert refiners == {"qwen2.5-coder-1.5b-base", "qwen2.5-coder-1.5b-tuned"}
