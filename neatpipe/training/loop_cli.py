@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "loop",
         help="harvest, export, fine-tune and evaluate: the execution-feedback training loop of one file",
-        description=__doc__.splitlines()[2] if __doc__ else None,
+        description=" ".join((__doc__ or "").split("\n\n")[1].split()),
     )
     p.add_argument("file", type=Path, metavar="LOOP.yaml")
     p.add_argument("--model-set", metavar="NAME", help="the file's model_sets entry to use (e.g. offline)")
