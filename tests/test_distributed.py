@@ -52,10 +52,14 @@ ray: {sandbox_workers: 2, max_restarts: 2}
 """
 
 
+STORE = 200 * 1024 * 1024  # bytes of object store per Ray node
+
+
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
     """One Ray instance for the module; the engine finds it connected and leaves it running."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # a small object store: the tests move little data, and a CI container's /dev/shm may be small
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=STORE)
     # the factories below live in this test module, which Ray's workers cannot import: send them by value
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield

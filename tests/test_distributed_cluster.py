@@ -24,8 +24,9 @@ from neatpipe.sandbox import Program, Sandbox, TestCase  # noqa: E402
 
 @pytest.fixture(scope="module")
 def cluster():
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    cluster.add_node(num_cpus=1)
+    store = 200 * 1024 * 1024  # a small object store per node: the tests move little data
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": store})
+    cluster.add_node(num_cpus=1, object_store_memory=store)
     cluster.wait_for_nodes()
     yield cluster
     cluster.shutdown()
