@@ -15,11 +15,13 @@ import os
 import urllib.error
 import urllib.request
 import warnings
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
 from neatpipe.bench.humaneval import BenchmarkDataError
 from neatpipe.bench.problem import Problem, ProblemSet
+from neatpipe.errors import bounded
 from neatpipe.io import FileError, atomic_write_bytes, read_bytes, read_text
 from neatpipe.vocab import VISIBLE_POLICIES
 
@@ -81,33 +83,52 @@ def _download(dest: Path, timeout_s: float = 30.0) -> None:
     atomic_write_bytes(dest, raw)
 
 
-def resolve_mbpp_path(path: str | Path | None = None, download: bool = True) -> Path:
-    """Find the sanitized MBPP file, downloading it into the cache when allowed and online."""
+def find_data_file(
+    what: str,
+    name: str,
+    names: Sequence[str],
+    url: str,
+    fetch: Callable[[Path], None],
+    path: str | Path | None = None,
+    download: bool = True,
+) -> Path:
+    """Where a benchmark's data file is, in order: ``path`` (a file, or a folder holding ``names[0]``);
+    ``$NEATPIPE_DATA_DIR`` (any of ``names``); the user cache (``names[0]``), filled by ``fetch(dest)``
+    from ``url`` when ``download`` is allowed. A ``path`` that is not there is "``name`` file not found";
+    offline with no file, the ``BenchmarkDataError`` names ``what``, the file, its URL and where to put it."""
+    filename = names[0]
     if path is not None:
         p = Path(path)
         if p.is_dir():
-            p = p / MBPP_FILENAME
+            p = p / filename
         if not p.is_file():
-            raise BenchmarkDataError(f"MBPP file not found: {p}")
+            raise BenchmarkDataError(f"{name} file not found: {p}")
         return p
     data_dir = os.environ.get("NEATPIPE_DATA_DIR")
-    if data_dir and (Path(data_dir) / MBPP_FILENAME).is_file():
-        return Path(data_dir) / MBPP_FILENAME
-    cached = cache_dir() / MBPP_FILENAME
+    if data_dir:
+        for name in names:
+            if (Path(data_dir) / name).is_file():
+                return Path(data_dir) / name
+    cached = cache_dir() / filename
     if cached.is_file():
         return cached
     if download:
         try:
-            _download(cached)
+            fetch(cached)
             return cached
         except (urllib.error.URLError, OSError, ValueError, FileError) as exc:
-            reason = f"download failed ({exc})"
+            reason = f"download failed ({bounded(str(exc), 200)})"
     else:
         reason = "downloading is turned off"
     raise BenchmarkDataError(
-        f"sanitized MBPP not found and {reason}. Put {MBPP_FILENAME} (from {MBPP_URL}) in "
+        f"{what} not found and {reason}. Put {filename} (from {url}) in "
         f"$NEATPIPE_DATA_DIR{f' (now {data_dir})' if data_dir else ''} or at {cached}, or pass its path."
     )
+
+
+def resolve_mbpp_path(path: str | Path | None = None, download: bool = True) -> Path:
+    """Find the sanitized MBPP file, downloading it into the cache when allowed and online."""
+    return find_data_file("sanitized MBPP", "MBPP", (MBPP_FILENAME,), MBPP_URL, _download, path, download)
 
 
 def _parse(code: str) -> ast.Module:

@@ -19,9 +19,9 @@ whole release (164 or 378 problems) before it is cached.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
-import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -31,7 +31,7 @@ from typing import Any
 
 from neatpipe.bench.examples import docstring_tests
 from neatpipe.bench.humaneval import WRONG_DOCSTRING_EXAMPLES, BenchmarkDataError, _split_prompt, release_text
-from neatpipe.bench.mbpp import _signature, cache_dir
+from neatpipe.bench.mbpp import _signature, find_data_file
 from neatpipe.bench.problem import Problem, ProblemSet
 from neatpipe.errors import bounded
 from neatpipe.io import FileError, atomic_write_bytes, read_bytes
@@ -228,33 +228,9 @@ def resolve_plus_path(benchmark: str, path: str | Path | None = None, download: 
     """Find the release file of ``benchmark`` (``humaneval+`` or ``mbpp+``), downloading it into the
     cache when allowed and online; offline with no file, the error says where to put it."""
     release = RELEASES[benchmark]
-    if path is not None:
-        p = Path(path)
-        if p.is_dir():
-            p = p / release.filename
-        if not p.is_file():
-            raise BenchmarkDataError(f"{release.name} file not found: {p}")
-        return p
-    data_dir = os.environ.get("NEATPIPE_DATA_DIR")
-    if data_dir:
-        for name in (release.filename, f"{release.name}.jsonl.gz", f"{release.name}.jsonl"):
-            if (Path(data_dir) / name).is_file():
-                return Path(data_dir) / name
-    cached = cache_dir() / release.filename
-    if cached.is_file():
-        return cached
-    if download:
-        try:
-            _download(release, cached)
-            return cached
-        except (urllib.error.URLError, OSError, FileError, BenchmarkDataError) as exc:
-            reason = f"download failed ({bounded(str(exc), 200)})"
-    else:
-        reason = "downloading is turned off"
-    raise BenchmarkDataError(
-        f"{benchmark} data not found and {reason}. Put {release.filename} (from {release.url}) in "
-        f"$NEATPIPE_DATA_DIR{f' (now {data_dir})' if data_dir else ''} or at {cached}, or pass its path."
-    )
+    names = (release.filename, f"{release.name}.jsonl.gz", f"{release.name}.jsonl")
+    fetch = functools.partial(_download, release)
+    return find_data_file(f"{benchmark} data", release.name, names, release.url, fetch, path, download)
 
 
 def _harness(record: dict[str, Any], reference: str, benchmark: str) -> tuple[str, str]:
