@@ -68,13 +68,19 @@ def _split_prompt(prompt: str, entry_point: str, task_id: str) -> tuple[str, str
     return "\n".join(context_parts), signature, target
 
 
-def _problem(record: dict) -> Problem:
-    task_id, prompt, entry_point = record["task_id"], record["prompt"], record["entry_point"]
+def prompt_parts(task_id: str, prompt: str, entry_point: str) -> tuple[str, str, tuple[str, ...]]:
+    """``(context, signature, visible tests)`` of a HumanEval-style prompt: the visible tests are the
+    docstring's examples as asserts, less the few whose expected value the prompt gets wrong."""
     context, signature, fn = _split_prompt(prompt, entry_point, task_id)
     params = [a.arg for a in fn.args.args]
     doc = ast.get_docstring(fn, clean=True) or ""
     wrong = set(WRONG_DOCSTRING_EXAMPLES.get(task_id, ()))
-    visible = tuple(t for t in docstring_tests(doc, entry_point, params) if t not in wrong)
+    return context, signature, tuple(t for t in docstring_tests(doc, entry_point, params) if t not in wrong)
+
+
+def _problem(record: dict) -> Problem:
+    task_id, prompt, entry_point = record["task_id"], record["prompt"], record["entry_point"]
+    context, signature, visible = prompt_parts(task_id, prompt, entry_point)
     return Problem(
         task_id=task_id,
         benchmark="humaneval",

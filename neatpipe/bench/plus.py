@@ -18,7 +18,6 @@ whole release (164 or 378 problems) before it is cached.
 
 from __future__ import annotations
 
-import ast
 import functools
 import hashlib
 import json
@@ -29,8 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from neatpipe.bench.examples import docstring_tests
-from neatpipe.bench.humaneval import WRONG_DOCSTRING_EXAMPLES, BenchmarkDataError, _split_prompt, release_text
+from neatpipe.bench.humaneval import BenchmarkDataError, prompt_parts, release_text
 from neatpipe.bench.mbpp import _signature, find_data_file
 from neatpipe.bench.problem import Problem, ProblemSet
 from neatpipe.errors import bounded
@@ -249,10 +247,7 @@ def _harness(record: dict[str, Any], reference: str, benchmark: str) -> tuple[st
 
 def _humaneval_problem(record: dict[str, Any]) -> Problem:
     task_id, prompt, entry = record["task_id"], record["prompt"], record["entry_point"]
-    context, signature, fn = _split_prompt(prompt, entry, task_id)
-    doc = ast.get_docstring(fn, clean=True) or ""
-    wrong = set(WRONG_DOCSTRING_EXAMPLES.get(task_id, ()))
-    visible = tuple(t for t in docstring_tests(doc, entry, [a.arg for a in fn.args.args]) if t not in wrong)
+    context, signature, visible = prompt_parts(task_id, prompt, entry)
     reference = prompt + record["canonical_solution"]
     setup, plus_setup = _harness(record, reference, "humaneval+")
     return Problem(
